@@ -1,0 +1,15 @@
+"""scl: simulate self-consuming training loops of generative models in JAX.
+
+    cfg = scl.load_config("configs/quickstart.yaml", overrides=["loop.generations=50"])
+    ds = scl.simulate(cfg)            # xarray.Dataset: sweep axes x seed x generation
+    scl.load_results("runs/quickstart")
+"""
+__version__ = "0.1.0"
+
+from scl.config import Config, LoopConfig, MetricsConfig, RunConfig, load_config  # noqa: E402
+from scl.errors import ConfigError  # noqa: E402
+from scl.results import load_results, save_results  # noqa: E402
+from scl.simulate import simulate  # noqa: E402
+
+__all__ = ["Config", "ConfigError", "LoopConfig", "MetricsConfig", "RunConfig", "load_config",
+           "load_results", "save_results", "simulate", "__version__"]

@@ -1,0 +1,25 @@
+"""The truth a loop is measured against: a pure sampler plus what is known about it."""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Optional
+
+import jax
+
+
+class Source(NamedTuple):
+    """A data source (the truth).
+
+    sample(key, n) -> x: [n, dim] float32 (or a pytree of arrays with leading axis n).
+    gaussian: (mean [dim], cov [dim, dim]) when the truth is exactly Gaussian, else None.
+    assign(x [n, dim]) -> [n] int: index of the true mode each row belongs to, for truths made
+        of separated modes (8 Gaussians, moons, circles); None otherwise.
+    num_modes: number of such modes (0 if none).
+    log_prob(x [n, dim]) -> [n]: exact log-density where known.
+    """
+
+    sample: Callable[[jax.Array, int], jax.Array]
+    dim: int
+    gaussian: Optional[tuple] = None
+    assign: Optional[Callable] = None
+    num_modes: int = 0
+    log_prob: Optional[Callable] = None

@@ -1,0 +1,145 @@
+"""The engine: one generation as a pure step, scanned over generations, vmapped over configurations.
+
+    step(state, root_key, knobs, t) -> (state, metrics)      one generation, one configuration
+    chunk = jit( scan over L generations ( vmap over configurations ( step ) ) )
+
+The configuration axis C flattens (knob-grid point, seed) with seeds fastest. Keys: one root key
+per seed, ``fold_in(PRNGKey(cfg.seed), seed)``, shared by every grid point (common random
+numbers); generation t uses ``fold_in(root, t)``, so results do not depend on chunking.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from scl.data import make_source
+from scl.families import make_family
+from scl.metrics import MetricContext, make_metrics
+from scl.mixing import make_mixer
+from scl.synthetic import make_synthetic_pipeline
+
+
+class LoopState(NamedTuple):
+    model: Any   # the family's state pytree
+    mix: Any     # the mixer's state (fixed real set, accumulated pool, ...)
+
+
+# Keys of one generation, in the order split from fold_in(root, t).
+KEY_NAMES = ("sample", "curate", "correct", "real", "mix", "fit", "metrics", "spare")
+
+
+def generation_keys(root_key, t):
+    return dict(zip(KEY_NAMES, jax.random.split(jax.random.fold_in(root_key, t), len(KEY_NAMES))))
+
+
+def knob_tree(cfg) -> dict:
+    """{section: {name: float}}: the numeric settings the compiled step reads for one config."""
+    tree = {"loop": cfg.loop.knob_values(), "model": cfg.model.knob_values()}
+    for section in ("curation", "correction"):
+        obj = getattr(cfg, section, None)
+        if obj is not None and hasattr(obj, "knob_values"):
+            tree[section] = obj.knob_values()
+    return tree
+
+
+class Program(NamedTuple):
+    """Compiled pieces for one static configuration.
+
+    init(root_keys [C], knobs {..: [C]}) -> (states, metrics {name: [C]})        generation 0
+    chunk(states, root_keys, knobs, t0) -> (states, metrics {name: [L, C]})      generations
+        t0 .. t0+L-1; generations past ``generations`` leave the state unchanged and give NaN.
+    step(state, root_key, knobs, t) -> (state, metrics)      one generation, one configuration
+    """
+
+    init: Callable
+    chunk: Callable
+    step: Callable
+    init_one: Callable
+    metric_names: tuple
+    chunk_size: int
+    generations: int
+
+
+def build_program(cfg, lam_max: float | None = None, chunk_size: int | None = None) -> Program:
+    """Static setup in Python; returns the pure, jitted functions of the loop (PureJaxRL style)."""
+    loop = cfg.loop
+    if lam_max is None:
+        lam_max = max([c.loop.lam_value for _, c in cfg.knob_grid()] if loop.regime == "fixed_real" else [0.0])
+    source = make_source(cfg.truth)
+    family = make_family(cfg.model, source)
+    mixer = make_mixer(loop, lam_max)
+    pipeline = make_synthetic_pipeline(cfg, source, family, mixer.synthetic_rows)
+    metric_fns = make_metrics(MetricContext(family, source, cfg.metrics, cfg))
+    names = tuple(metric_fns)
+    generations = loop.generations
+    L = chunk_size or cfg.run.chunk_size
+
+    def measure(key, model, knobs):
+        keys = jax.random.split(key, max(1, len(names)))
+        return {name: metric_fns[name](k, model, knobs).astype(jnp.float32) for name, k in zip(names, keys)}
+
+    def init_one(root_key, knobs):
+        k = generation_keys(root_key, 0)
+        real = source.sample(k["real"], loop.n)
+        mix_state, x, w = mixer.init(k["mix"], real)
+        model = family.init(k["fit"], x, w, knobs["model"])
+        return LoopState(model, mix_state), measure(k["metrics"], model, knobs)
+
+    def step(state, root_key, knobs, t):
+        k = generation_keys(root_key, t)
+        rows = mixer.synthetic_rows * pipeline.candidates_per_row
+        candidates = family.sample(k["sample"], state.model, rows, knobs["model"])
+        syn = pipeline.apply(k, candidates, knobs)
+        fresh = source.sample(k["real"], mixer.fresh_real_rows) if mixer.fresh_real_rows else None
+        mix_state, x, w = mixer.mix(k["mix"], state.mix, fresh, syn, knobs["loop"], t)
+        model = family.fit(k["fit"], state.model, x, w, knobs["model"])
+        return LoopState(model, mix_state), measure(k["metrics"], model, knobs)
+
+    vstep = jax.vmap(step, in_axes=(0, 0, 0, None))
+
+    @jax.jit
+    def init(root_keys, knobs):
+        return jax.vmap(init_one)(root_keys, knobs)
+
+    @jax.jit
+    def chunk(states, root_keys, knobs, t0):
+        def live(states, t):
+            return vstep(states, root_keys, knobs, t)
+
+        def body(states, t):
+            shapes = jax.eval_shape(live, states, t)[1]
+            dead = lambda s, t: (s, jax.tree_util.tree_map(lambda a: jnp.full(a.shape, jnp.nan, a.dtype), shapes))
+            return jax.lax.cond(t <= generations, live, dead, states, t)
+
+        return jax.lax.scan(body, states, t0 + jnp.arange(L))
+
+    return Program(init, chunk, step, init_one, names, L, generations)
+
+
+def root_keys(seed: int, seeds: int):
+    """[seeds] root keys; seed s gets fold_in(PRNGKey(seed), s) whatever the number of seeds."""
+    base = jax.random.PRNGKey(seed)
+    return jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.arange(seeds))
+
+
+def flat_inputs(cfg):
+    """Root keys [C] and knob tree of [C] arrays for the knob grid x seeds (seeds fastest)."""
+    grid = cfg.knob_grid()
+    S = cfg.seeds
+    keys = jnp.tile(root_keys(cfg.seed, S), (len(grid), 1))
+    trees = [knob_tree(c) for _, c in grid]
+    knobs = jax.tree_util.tree_map(lambda *v: jnp.repeat(jnp.asarray(v, jnp.float32), S), *trees)
+    return keys, knobs
+
+
+def shard_configs(tree, count: int):
+    """Spread the configuration axis over all local devices (no-op on one device)."""
+    devices = jax.devices()
+    if len(devices) == 1 or count % len(devices):
+        return tree
+    mesh = jax.sharding.Mesh(np.array(devices), ("config",))
+    spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("config"))
+    return jax.device_put(tree, spec)

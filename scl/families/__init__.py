@@ -1,0 +1,11 @@
+"""Model families. ``make_family(cfg.model, source)`` returns a :class:`Family`."""
+from scl.families import gaussian  # noqa: F401  (registers)
+from scl.families.base import Family
+from scl.registry import FAMILIES
+
+
+def make_family(options, source) -> Family:
+    return FAMILIES[options.name].make(options, source)
+
+
+__all__ = ["Family", "make_family"]

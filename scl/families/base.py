@@ -1,0 +1,24 @@
+"""The model-family interface every generative model implements (pure functions over pytrees)."""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple, Optional
+
+
+class Family(NamedTuple):
+    """A generative model family.
+
+    init(key, x, w, knobs) -> state          fit generation 0 from scratch on rows x with weights w
+    fit(key, state, x, w, knobs) -> state    fit the next generation (may warm-start from ``state``)
+    sample(key, state, n, knobs) -> x        draw n rows, x: [n, dim] (or pytree with leading n)
+    log_prob(state, x) -> [n]                optional exact log-density
+    gaussian(state) -> (mean [d], cov [d,d]) optional: the model is Gaussian with these moments
+
+    ``x`` is [N, dim]; ``w`` is [N] non-negative row weights (0 = row absent). ``knobs`` is the
+    dict of this family's vmapped numeric settings (e.g. ``knobs["sampling_bias"]``).
+    """
+
+    init: Callable
+    fit: Callable
+    sample: Callable
+    log_prob: Optional[Callable] = None
+    gaussian: Optional[Callable] = None

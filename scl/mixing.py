@@ -1,0 +1,151 @@
+"""Mixing regimes: how each generation's training set is built from real and synthetic rows.
+
+Conventions (also in the README):
+
+* ``real_fraction`` f in [0, 1]: share of real rows in a generation's training set.
+* ``lam`` (Bertrand et al., ICLR 2024) = #synthetic / #real. f and lambda convert as
+  lambda = (1 - f) / f and f = 1 / (1 + lambda); real rows carry total weight 1/(1+lambda).
+* Generation 0 is always the fit on ``n`` real rows. Generation t >= 1 trains on:
+
+  replace               ``n`` rows sampled from model t-1 (fully synthetic).
+  fresh                 round(f n) fresh real rows + (n - round(f n)) rows from model t-1.
+  fixed_real            the n real rows of generation 0 (kept fixed) + round(lambda n) rows from
+                        model t-1 (capacity: the largest lambda in the sweep).
+  accumulate            the n real rows + every synthetic batch so far (``synthetic_size`` rows
+                        from each of models 0 .. t-1): n + t m rows.
+  accumulate_subsample  n rows drawn uniformly without replacement from the accumulate pool.
+
+Shapes are fixed: variable counts are 0/1 row weights in fixed-capacity buffers, so every regime
+vmaps over its knobs. Rows may be arrays [N, d] or pytrees of arrays with leading axis N.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+tree_map = jax.tree_util.tree_map
+
+
+class Mixer(NamedTuple):
+    """init(key, real) -> (mix_state, x, w)        generation 0's training set (the real rows)
+    mix(key, mix_state, fresh_real, synthetic, knobs, t) -> (mix_state, x, w)   generation t >= 1
+
+    synthetic_rows: rows sampled from the model each generation.
+    fresh_real_rows: fresh truth rows drawn each generation (0: none, ``fresh_real`` is None).
+    """
+
+    init: Callable
+    mix: Callable
+    synthetic_rows: int
+    fresh_real_rows: int
+
+
+def _concat(a, b):
+    return tree_map(lambda u, v: jnp.concatenate([u, v], 0), a, b)
+
+
+def _count(tree) -> int:
+    return jax.tree_util.tree_leaves(tree)[0].shape[0]
+
+
+def _ones(tree):
+    return jnp.ones((_count(tree),), jnp.float32)
+
+
+def _first(k, size):
+    """[size] 0/1 weights marking the first k rows."""
+    return (jnp.arange(size) < k).astype(jnp.float32)
+
+
+def _plain_init(key, real):
+    return (), real, _ones(real)
+
+
+def replace(n: int) -> Mixer:
+    def mix(key, state, fresh, syn, knobs, t):
+        return state, syn, _ones(syn)
+    return Mixer(_plain_init, mix, n, 0)
+
+
+def fresh(n: int) -> Mixer:
+    def mix(key, state, fresh_real, syn, knobs, t):
+        k = jnp.round(knobs["real_fraction"] * n)
+        w = jnp.concatenate([_first(k, n), _first(n - k, n)])
+        return state, _concat(fresh_real, syn), w
+    return Mixer(_plain_init, mix, n, n)
+
+
+def fixed_real(n: int, lam_max: float) -> Mixer:
+    capacity = max(1, int(math.ceil(lam_max * n - 1e-9)))
+
+    def init(key, real):
+        return real, real, _ones(real)
+
+    def mix(key, real, fresh_real, syn, knobs, t):
+        k = jnp.round(knobs["lam"] * n)
+        w = jnp.concatenate([jnp.ones((n,), jnp.float32), _first(k, capacity)])
+        return real, _concat(real, syn), w
+    return Mixer(init, mix, capacity, 0)
+
+
+class Pool(NamedTuple):
+    x: object      # rows, leading axis = capacity
+    w: jax.Array   # [capacity] 1 where a row has been written
+
+
+def _pool_init(n: int, m: int, generations: int):
+    capacity = n + generations * m
+
+    def init(key, real):
+        x = tree_map(lambda r: jnp.zeros((capacity,) + r.shape[1:], r.dtype).at[:n].set(r), real)
+        w = _first(n, capacity)
+        return Pool(x, w), real, _ones(real)
+
+    def add(pool, syn, t):
+        offset = n + (t - 1) * m
+        x = tree_map(lambda p, s: jax.lax.dynamic_update_slice_in_dim(p, s.astype(p.dtype), offset, 0),
+                     pool.x, syn)
+        w = jax.lax.dynamic_update_slice_in_dim(pool.w, jnp.ones((m,), jnp.float32), offset, 0)
+        return Pool(x, w)
+
+    return init, add
+
+
+def accumulate(n: int, m: int, generations: int) -> Mixer:
+    init, add = _pool_init(n, m, generations)
+
+    def mix(key, pool, fresh_real, syn, knobs, t):
+        pool = add(pool, syn, t)
+        return pool, pool.x, pool.w
+    return Mixer(init, mix, m, 0)
+
+
+def accumulate_subsample(n: int, m: int, generations: int) -> Mixer:
+    init, add = _pool_init(n, m, generations)
+
+    def mix(key, pool, fresh_real, syn, knobs, t):
+        pool = add(pool, syn, t)
+        scores = jnp.where(pool.w > 0, jax.random.uniform(key, pool.w.shape), -1.0)
+        top, idx = jax.lax.top_k(scores, n)
+        x = tree_map(lambda p: p[idx], pool.x)
+        return pool, x, (top >= 0).astype(jnp.float32)
+    return Mixer(init, mix, m, 0)
+
+
+def make_mixer(loop, lam_max: float = 0.0) -> Mixer:
+    """Mixer for ``loop`` (a LoopConfig). ``lam_max``: largest lambda of a fixed_real sweep."""
+    n, m, g = loop.n, loop.synthetic_rows, loop.generations
+    if loop.regime == "replace":
+        return replace(n)
+    if loop.regime == "fresh":
+        return fresh(n)
+    if loop.regime == "fixed_real":
+        return fixed_real(n, max(lam_max, loop.lam_value))
+    if loop.regime == "accumulate":
+        return accumulate(n, m, g)
+    if loop.regime == "accumulate_subsample":
+        return accumulate_subsample(n, m, g)
+    raise ValueError(loop.regime)

@@ -1,0 +1,30 @@
+"""Progress bar with an ETA (tqdm; notebook-friendly where a notebook front end is present)."""
+from __future__ import annotations
+
+import sys
+
+
+def make_bar(total: int, desc: str, enabled: bool = True):
+    """A tqdm bar over ``total`` generations, or a silent stand-in when disabled."""
+    if not enabled:
+        return _Silent()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        return _Silent()
+    return tqdm(total=total, desc=desc, unit="gen", dynamic_ncols=True, file=sys.stderr,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} gen [{elapsed}<{remaining}{postfix}]")
+
+
+class _Silent:
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, s):
+        pass
+
+    def set_description(self, s):
+        pass
+
+    def close(self):
+        pass
