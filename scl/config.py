@@ -436,6 +436,28 @@ class Config:
         return out
 
 
+def structure_key(cfg: "Config") -> str:
+    """What fixes the compiled program: every static setting (knob values, sweeps, seeds, name and
+    progress display excluded). Equal keys can share compiled code."""
+    def strip(obj):
+        out = {}
+        tag = getattr(obj, "tag_key", None)
+        if tag:
+            out[tag] = obj.name
+        for f in dataclasses.fields(obj):
+            if f.metadata.get("knob"):
+                continue
+            v = getattr(obj, f.name)
+            out[f.name] = strip(v) if dataclasses.is_dataclass(v) else v
+        return out
+
+    d = strip(cfg)
+    for k in ("sweep", "seeds", "seed", "name"):
+        d.pop(k, None)
+    d.get("run", {}).pop("progress", None)
+    return repr(d)
+
+
 def dim_name(path: str) -> str:
     """The results dimension of a swept setting: its last path component."""
     return path.rpartition(".")[2]
