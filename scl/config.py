@@ -128,8 +128,6 @@ def coerce(value, tp, path: str):
 
 def parse(cls, data, path: str):
     """Build dataclass ``cls`` from a mapping, checking keys, types and ranges."""
-    if isinstance(data, cls):
-        return data
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -285,7 +283,7 @@ def _tagged(table_name: str, tag_key: str, data, path: str, default_name: str):
     if data is None:
         data = {}
     if dataclasses.is_dataclass(data):
-        return data
+        data = to_dict(data)  # built in Python: check types and ranges like YAML input
     if not isinstance(data, dict):
         raise ConfigError(path, f"expected a mapping of settings, got {data!r}")
     name = data.get(tag_key, default_name)
@@ -313,6 +311,9 @@ class Config:
         set_(self, "truth", _tagged("SOURCES", "kind", self.truth, "truth", "gaussian"))
         set_(self, "model", _tagged("FAMILIES", "family", self.model, "model", "gaussian"))
         set_(self, "sweep", _parse_sweep(self.sweep))
+        for name, cls in (("loop", LoopConfig), ("metrics", MetricsConfig), ("run", RunConfig)):
+            value = getattr(self, name)
+            set_(self, name, parse(cls, to_dict(value) if isinstance(value, cls) else value, name))
         self.validate()
 
     def validate(self, path: str = ""):
