@@ -7,10 +7,11 @@ import numpy as np
 import xarray as xr
 
 import matplotlib
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import LogNorm, Normalize  # noqa: E402
+# Figures are built without pyplot: no global state, no backend switch (headless CLI and inline
+# notebooks alike); a returned Figure displays itself in Jupyter.
 
 
 def sweep_dims(ds: xr.Dataset) -> list[str]:
@@ -34,7 +35,8 @@ def phase_diagram(ds: xr.Dataset, metric: str | None = None, axis: str | None = 
     seeds of ``metric``. Returns the matplotlib Figure (saved to ``path`` if given)."""
     metric = metric or _first_metric(ds)
     dims = sweep_dims(ds)
-    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
+    fig = Figure(figsize=(8, 4.2), dpi=110)
+    ax = fig.subplots()
     da = ds[metric]
     if not dims:
         med = da.median("seed").values[None, :]
@@ -66,7 +68,6 @@ def phase_diagram(ds: xr.Dataset, metric: str | None = None, axis: str | None = 
     fig.tight_layout()
     if path is not None:
         fig.savefig(path)
-        plt.close(fig)
     return fig
 
 
@@ -78,9 +79,10 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
     axis = axis or (dims[0] if dims else None)
     cols = min(3, len(metrics))
     rows = int(np.ceil(len(metrics) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), dpi=110, squeeze=False)
+    fig = Figure(figsize=(4.6 * cols, 3.4 * rows), dpi=110)
+    axes = fig.subplots(rows, cols, squeeze=False)
     gens = ds["generation"].values
-    cmap = plt.get_cmap("viridis")
+    cmap = matplotlib.colormaps["viridis"]
     for ax, metric in zip(axes.flat, metrics):
         da, desc = _reduce_other(ds[metric], [axis] if axis else [])
         values = da[axis].values if axis else [None]
@@ -104,7 +106,6 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
         fig.tight_layout()
     if path is not None:
         fig.savefig(path)
-        plt.close(fig)
     return fig
 
 

@@ -5,6 +5,7 @@ Each ``make(ctx)`` returns ``fn(key, model_state, knobs) -> scalar``.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 from scl.metrics.base import require
 from scl.registry import register_metric
@@ -16,11 +17,23 @@ def sqrtm_psd(a):
     return (vecs * jnp.sqrt(jnp.clip(vals, 0.0))) @ vecs.T
 
 
-def gaussian_w2(m1, c1, m2, c2):
-    """2-Wasserstein distance between N(m1, c1) and N(m2, c2) (Bures formula)."""
-    r2 = sqrtm_psd(c2)
-    cross = sqrtm_psd(r2 @ c1 @ r2)
-    sq = jnp.sum((m1 - m2) ** 2) + jnp.trace(c1) + jnp.trace(c2) - 2 * jnp.trace(cross)
+def trace_sqrtm_psd(a):
+    """tr(A^{1/2}) of a PSD matrix [d, d]; closed form for d <= 2 (no eigendecomposition):
+    for 2x2, (tr A^{1/2})^2 = tr A + 2 sqrt(det A)."""
+    d = a.shape[-1]
+    if d == 1:
+        return jnp.sqrt(jnp.clip(a[0, 0], 0.0))
+    if d == 2:
+        det = jnp.clip(a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0], 0.0)
+        return jnp.sqrt(jnp.clip(a[0, 0] + a[1, 1] + 2 * jnp.sqrt(det), 0.0))
+    return jnp.sum(jnp.sqrt(jnp.clip(jnp.linalg.eigvalsh(a), 0.0)))
+
+
+def gaussian_w2(m1, c1, m2, c2, root_c2=None):
+    """2-Wasserstein distance between N(m1, c1) and N(m2, c2) (Bures formula).
+    ``root_c2``: c2^{1/2} if already known (the truth's is computed once)."""
+    r2 = sqrtm_psd(c2) if root_c2 is None else root_c2
+    sq = jnp.sum((m1 - m2) ** 2) + jnp.trace(c1) + jnp.trace(c2) - 2 * trace_sqrtm_psd(r2 @ c1 @ r2)
     return jnp.sqrt(jnp.clip(sq, 0.0))
 
 
@@ -33,7 +46,9 @@ def _both_gaussian(ctx, name):
 @register_metric("w2", doc="closed-form 2-Wasserstein distance to the Gaussian truth")
 def make_w2(ctx):
     m0, c0 = _both_gaussian(ctx, "w2")
-    return lambda key, s, knobs: gaussian_w2(*ctx.family.gaussian(s), m0, c0)
+    vals, vecs = np.linalg.eigh(np.asarray(c0, np.float64))
+    root = jnp.asarray((vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T, jnp.float32)
+    return lambda key, s, knobs: gaussian_w2(*ctx.family.gaussian(s), m0, c0, root)
 
 
 @register_metric("mean_sqerr", doc="squared error of the mean, |mu_t - mu_0|^2")

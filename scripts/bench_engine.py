@@ -1,0 +1,147 @@
+"""Engine speed: one compiled sweep versus a per-configuration jit loop and a plain NumPy loop.
+
+Grid: 64 seeds x 16 real fractions x 500 generations, n = 100, d = 2, regime fresh, metric w2.
+Also: compile time of the program for 1000 generations versus 10.
+
+    python scripts/bench_engine.py              # prints every figure
+    python scripts/bench_engine.py --numpy-configs 1024 --loop-configs 1024   # no extrapolation
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import scl
+from scl.engine import build_program, flat_inputs
+
+
+def config(generations=500, seeds=64, fractions=16, n=100, chunk=50):
+    return scl.Config.from_dict({
+        "name": "bench", "seeds": seeds, "seed": 0,
+        "truth": {"kind": "gaussian", "dim": 2, "cov": [[1.0, 0.5], [0.5, 1.0]]},
+        "model": {"family": "gaussian"},
+        "loop": {"generations": generations, "n": n, "regime": "fresh", "real_fraction": 0.0},
+        "metrics": {"names": ["w2"]},
+        "sweep": {"loop.real_fraction": [float(f) for f in np.linspace(0, 1, fractions)]},
+        "run": {"chunk_size": chunk, "progress": False},
+    })
+
+
+def time_engine(cfg):
+    t0 = time.perf_counter()
+    scl.simulate(cfg)                       # includes compilation
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ds = scl.simulate(cfg)                  # compiled program reused
+    return first, time.perf_counter() - t0, ds
+
+
+def time_per_config_loop(cfg, count):
+    """The same step, one configuration at a time: one jit (reused) runs all generations."""
+    program = build_program(cfg)
+    keys, knobs = flat_inputs(cfg)
+    G = cfg.loop.generations
+
+    @jax.jit
+    def one(key, kn):
+        state, m0 = program.init_one(key, kn)
+
+        def body(s, t):
+            return program.step(s, key, kn, t)
+        _, ms = jax.lax.scan(body, state, jnp.arange(1, G + 1))
+        return m0, ms
+
+    pick = lambda i: jax.tree_util.tree_map(lambda a: a[i], knobs)
+    jax.block_until_ready(one(keys[0], pick(0)))          # compile once
+    t0 = time.perf_counter()
+    for i in range(count):
+        jax.block_until_ready(one(keys[i], pick(i)))
+    return time.perf_counter() - t0
+
+
+def numpy_loop(cfg, count, seed=0):
+    """Plain NumPy: the same experiment (fresh regime, MLE Gaussian, closed-form W2) per config."""
+    rng = np.random.default_rng(seed)
+    mean0, cov0 = np.zeros(2), np.array(cfg.truth.cov)
+    chol0 = np.linalg.cholesky(cov0)
+    n, G = cfg.loop.n, cfg.loop.generations
+    fractions = [c.loop.real_fraction for _, c in cfg.knob_grid()]
+    S = cfg.seeds
+
+    def sqrtm(a):
+        v, u = np.linalg.eigh(a)
+        return (u * np.sqrt(np.clip(v, 0, None))) @ u.T
+
+    r0 = sqrtm(cov0)
+
+    def w2(m, c):
+        return np.sqrt(max(np.sum((m - mean0) ** 2) + np.trace(c) + np.trace(cov0)
+                           - 2 * np.trace(sqrtm(r0 @ c @ r0)), 0.0))
+
+    out = np.empty((count, G + 1))
+    for i in range(count):
+        f = fractions[i // S]
+        x = mean0 + rng.standard_normal((n, 2)) @ chol0.T
+        m, c = x.mean(0), np.cov(x.T, bias=True)
+        out[i, 0] = w2(m, c)
+        k = int(round(f * n))
+        for t in range(1, G + 1):
+            real = mean0 + rng.standard_normal((k, 2)) @ chol0.T
+            L = np.linalg.cholesky(c) if np.all(np.isfinite(c)) else np.zeros((2, 2))
+            syn = m + rng.standard_normal((n - k, 2)) @ L.T
+            x = np.concatenate([real, syn])
+            m, c = x.mean(0), np.cov(x.T, bias=True)
+            out[i, t] = w2(m, c)
+    return out
+
+
+def compile_seconds(generations, chunk=50):
+    cfg = config(generations=generations, chunk=chunk)
+    program = build_program(cfg)
+    keys, knobs = flat_inputs(cfg)
+    t0 = time.perf_counter()
+    states = jax.eval_shape(program.init, keys, knobs)[0]
+    program.init.lower(keys, knobs).compile()
+    program.chunk.lower(states, keys, knobs, jnp.int32(1)).compile()
+    return time.perf_counter() - t0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--generations", type=int, default=500)
+    p.add_argument("--numpy-configs", type=int, default=128, help="configs timed in NumPy (rest extrapolated)")
+    p.add_argument("--loop-configs", type=int, default=256, help="configs timed in the per-config loop")
+    a = p.parse_args()
+    cfg = config(generations=a.generations)
+    C = cfg.seeds * len(cfg.sweep[0][1])
+    print(f"backend {jax.default_backend()}, {jax.device_count()} device(s); grid {cfg.seeds} seeds x "
+          f"{len(cfg.sweep[0][1])} real fractions = {C} configs x {a.generations} generations, n={cfg.loop.n}, d=2")
+
+    first, engine_s, ds = time_engine(cfg)
+    print(f"engine:            {engine_s:8.3f} s  (first call incl. compile {first:.3f} s)")
+
+    loop_n = min(a.loop_configs, C)
+    loop_s = time_per_config_loop(cfg, loop_n) * C / loop_n
+    print(f"per-config jit:    {loop_s:8.3f} s  ({'measured' if loop_n == C else f'{loop_n} configs measured, x{C / loop_n:g} extrapolated'})")
+
+    np_n = min(a.numpy_configs, C)
+    t0 = time.perf_counter()
+    ref = numpy_loop(cfg, np_n)
+    numpy_s = (time.perf_counter() - t0) * C / np_n
+    print(f"numpy loop:        {numpy_s:8.3f} s  ({'measured' if np_n == C else f'{np_n} configs measured, x{C / np_n:g} extrapolated'})")
+    print(f"speed-up vs numpy:          {numpy_s / engine_s:8.1f}x  (target >= 50x)")
+    print(f"speed-up vs per-config jit: {loop_s / engine_s:8.1f}x  (target >= 10x)")
+    # the NumPy loop is a reference implementation: its fully synthetic median W2 must match
+    eng = np.median(ds.w2.isel(real_fraction=0).values[:, -1])
+    print(f"check: median final W2 at real_fraction 0: engine {eng:.3f}, numpy {np.median(ref[:min(np_n, cfg.seeds), -1]):.3f}")
+
+    c10, c1000 = compile_seconds(10), compile_seconds(1000)
+    print(f"compile time: 10 generations {c10:.3f} s, 1000 generations {c1000:.3f} s, ratio {c1000 / c10:.2f} (target <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()
