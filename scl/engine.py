@@ -152,10 +152,16 @@ def flat_inputs(cfg):
 
 
 def shard_configs(tree, count: int):
-    """Spread the configuration axis over all local devices (no-op on one device)."""
+    """Spread the configuration axis (leading, size ``count``) over all local devices with
+    ``jax.sharding``; pads it to a multiple of the device count by repeating the last
+    configuration. Returns (tree, padded count); on one device the tree is unchanged."""
     devices = jax.devices()
-    if len(devices) == 1 or count % len(devices):
-        return tree
+    if len(devices) == 1:
+        return tree, count
+    padded = -(-count // len(devices)) * len(devices)
+    if padded != count:
+        tree = jax.tree_util.tree_map(
+            lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], padded - count, 0)]), tree)
     mesh = jax.sharding.Mesh(np.array(devices), ("config",))
     spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("config"))
-    return jax.device_put(tree, spec)
+    return jax.device_put(tree, spec), padded

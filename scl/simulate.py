@@ -24,13 +24,13 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
     program = build_program(cfg)
     keys, knobs = flat_inputs(cfg)
     C = keys.shape[0]
-    keys, knobs = shard_configs((keys, knobs), C)
+    (keys, knobs), padded = shard_configs((keys, knobs), C)
     G, L = program.generations, program.chunk_size
     t_start = time.perf_counter()
     states, m0 = program.init(keys, knobs)
     out = {name: np.full((G + 1, C), np.nan, np.float32) for name in program.metric_names}
     for name in out:
-        out[name][0] = np.asarray(m0[name])
+        out[name][0] = np.asarray(m0[name])[:C]
     t = 1
     first = True
     while t <= G:
@@ -41,7 +41,7 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
         first = False
         done = min(L, G - t + 1)
         for name in out:
-            out[name][t:t + done] = m[name][:done]
+            out[name][t:t + done] = m[name][:done, :C]
         t += done
         if bar is not None:
             bar.update(done)
@@ -52,6 +52,8 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
             on_chunk(states, t, out)
     if timings is not None:
         timings["run_s"] = timings.get("run_s", 0.0) + time.perf_counter() - t_start
+    if padded != C:
+        states = jax.tree_util.tree_map(lambda a: a[:C], states)
     return out, states
 
 
