@@ -111,7 +111,7 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
 def mode_masses(ds: xr.Dataset, axis: str | None = None, path=None):
     """Per-mode mass (metrics ``mode_mass_0..M-1``) versus generation, stacked, mean over seeds;
     one panel per value of ``axis`` (default the first sweep dim; others fixed at their first value)."""
-    names = sorted((v for v in ds.data_vars if str(v).startswith("mode_mass_")), key=lambda v: int(v.rsplit("_", 1)[1]))
+    names = sorted(_mode_mass_names(ds), key=lambda v: int(v.rsplit("_", 1)[1]))
     if not names:
         raise ValueError("no mode_mass_* metrics in these results (add mode_mass to metrics.names)")
     dims = sweep_dims(ds)
@@ -144,6 +144,10 @@ def mode_masses(ds: xr.Dataset, axis: str | None = None, path=None):
         fig.savefig(path)
         plt.close(fig)
     return fig
+
+
+def _mode_mass_names(ds):
+    return [str(v) for v in ds.data_vars if str(v).startswith("mode_mass_") and str(v).rsplit("_", 1)[1].isdigit()]
 
 
 def _label(v):
@@ -189,11 +193,11 @@ def plot_all(ds: xr.Dataset, out_dir) -> list[Path]:
     paths = [out_dir / "phase_diagram.png", out_dir / "curves.png"]
     phase_diagram(ds, path=paths[0])
     curves(ds, path=paths[1])
-    if any(str(v).startswith("mode_mass_") for v in ds.data_vars):
+    if _mode_mass_names(ds):
         paths.append(out_dir / "mode_mass.png")
         mode_masses(ds, path=paths[-1])
     if len(sweep_dims(ds)) >= 2:
-        for metric in [v for v in ds.data_vars if not str(v).startswith("mode_mass_")][:4]:
+        for metric in [v for v in ds.data_vars if str(v) not in _mode_mass_names(ds)][:4]:
             paths.append(out_dir / f"final_{metric}.png")
             final_heatmap(ds, metric, path=paths[-1])
     return paths

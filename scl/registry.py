@@ -58,3 +58,4 @@ def load_builtin() -> None:
     import scl.metrics  # noqa: F401
     import scl.curation  # noqa: F401
     import scl.correction  # noqa: F401
+    import scl.metrics.reward  # noqa: F401

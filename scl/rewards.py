@@ -210,5 +210,10 @@ def make_reward(options) -> Callable:
 def check_dim(options, dim: Optional[int], path: str = "curation.reward"):
     """Refuse a reward whose points do not live in the truth's dimension."""
     d = options.dim()
+    if options.name == "table" and dim:
+        raise ConfigError(f"{path}.kind", f"table rewards need category-index rows; this truth has {dim}-dimensional rows")
+    if d is not None and dim == 0:
+        raise ConfigError(f"{path}.kind", f"{options.name} rewards need vector rows; for category indices "
+                          "use kind: table or kind: custom")
     if d is not None and dim is not None and d != dim:
         raise ConfigError(path, f"{options.name} reward is {d}-dimensional but the truth is {dim}-dimensional")
