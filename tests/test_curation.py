@@ -178,3 +178,29 @@ def test_curation_yaml_round_trip_and_sweep_dims():
     assert again == cfg
     assert [p for p, _ in cfg.knob_axes] == ["curation.beta"]
     assert [p for p, _ in cfg.static_axes] == ["curation.K"]
+
+
+def test_categorical_loop_one_step_matches_exact_law():
+    """With the categorical family (issue 3): E[p_1 | p_0] is the exact Luce law of p_0."""
+    from scl import registry
+
+    registry.load_builtin()
+    if "categorical" not in registry.FAMILIES or "categorical" not in registry.SOURCES:
+        pytest.skip("categorical family not available")
+    from scl.engine import build_program, flat_inputs
+
+    cfg = Config.from_dict(dict(
+        truth={"kind": "categorical", "probs": P.tolist()}, model={"family": "categorical"},
+        seeds=400, loop=dict(generations=1, n=500, regime="replace"),
+        curation={"rule": "luce", "K": 3, "beta": 1.0, "reward": TABLE},
+        metrics=dict(names=["expected_reward"]), run=dict(progress=False)))
+    program = build_program(cfg, chunk_size=1)
+    keys, knobs = flat_inputs(cfg)
+    states, _ = program.init(keys, knobs)
+    p0 = np.asarray(jax.tree_util.tree_leaves(states.model)[0], float)       # [seeds, k]
+    states, _ = program.chunk(states, keys, knobs, 1)
+    p1 = np.asarray(jax.tree_util.tree_leaves(states.model)[0], float)
+    diff = p1 - np.stack([exact_luce_law(p, R, 3) for p in p0])
+    se = diff.std(0, ddof=1) / np.sqrt(len(diff))
+    assert np.all(np.abs(diff.mean(0)) <= 4 * se), (diff.mean(0), se)
+    assert np.abs((p1 - p0).mean(0)).max() > 10 * se.max()           # curation visibly moved the law
