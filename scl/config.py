@@ -305,6 +305,8 @@ class Config:
     metrics: MetricsConfig = MetricsConfig()
     sweep: Any = ()
     run: RunConfig = RunConfig()
+    curation: Any = None     # optional: scl.curation (tag ``rule``)
+    correction: Any = None   # optional: scl.correction (tag ``kind``)
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -314,6 +316,10 @@ class Config:
         for name, cls in (("loop", LoopConfig), ("metrics", MetricsConfig), ("run", RunConfig)):
             value = getattr(self, name)
             set_(self, name, parse(cls, to_dict(value) if isinstance(value, cls) else value, name))
+        if self.curation is not None:
+            set_(self, "curation", _tagged("CURATORS", "rule", self.curation, "curation", "luce"))
+        if self.correction is not None:
+            set_(self, "correction", _tagged("CORRECTORS", "kind", self.correction, "correction", "ideal"))
         self.validate()
 
     def validate(self, path: str = ""):
@@ -321,8 +327,9 @@ class Config:
             raise ConfigError("seeds", f"must be >= 1, got {self.seeds}")
         if self.seed < 0:
             raise ConfigError("seed", f"must be >= 0, got {self.seed}")
-        if hasattr(self.model, "check"):
-            self.model.check(self)
+        for section in (self.model, self.curation, self.correction):
+            if hasattr(section, "check"):
+                section.check(self)
         self._check_sweep()
 
     def _check_sweep(self):
@@ -365,7 +372,7 @@ class Config:
                 raise ConfigError(str(key), f"unknown key; allowed: {', '.join(allowed)}")
         kw = {}
         for key, value in data.items():
-            if key in ("truth", "model", "sweep"):
+            if key in ("truth", "model", "sweep", "curation", "correction"):
                 kw[key] = value
             elif key == "loop":
                 kw[key] = parse(LoopConfig, value, "loop")
@@ -383,7 +390,7 @@ class Config:
         return d
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return yaml.safe_dump(_named_callables(self.to_dict()), sort_keys=False)
 
     def replace(self, **changes) -> "Config":
         d = self.to_dict()
@@ -457,6 +464,15 @@ def structure_key(cfg: "Config") -> str:
         d.pop(k, None)
     d.get("run", {}).pop("progress", None)
     return repr(d)
+def _named_callables(d):
+    """Replace Python callables (custom rewards, maps) by their import path 'module:qualname'."""
+    if isinstance(d, dict):
+        return {k: _named_callables(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_named_callables(v) for v in d]
+    if callable(d):
+        return f"{getattr(d, '__module__', '?')}:{getattr(d, '__qualname__', repr(d))}"
+    return d
 
 
 def dim_name(path: str) -> str:

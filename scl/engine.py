@@ -108,7 +108,7 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None) -> Program:
         k = generation_keys(root_key, t)
         rows = mixer.synthetic_rows * pipeline.candidates_per_row
         candidates = family.sample(k["sample"], state.model, rows, knobs["model"])
-        syn = pipeline.apply(k, candidates, knobs)
+        syn = pipeline.apply(dict(k, root=root_key), candidates, knobs)
         fresh = source.sample(k["real"], mixer.fresh_real_rows) if mixer.fresh_real_rows else None
         mix_state, x, w = mixer.mix(k["mix"], state.mix, fresh, syn, knobs["loop"], t)
         model = family.fit(k["fit"], state.model, x, w, knobs["model"])

@@ -109,10 +109,96 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
     return fig
 
 
+def mode_masses(ds: xr.Dataset, axis: str | None = None, path=None):
+    """Per-mode mass (metrics ``mode_mass_0..M-1``) versus generation, stacked, mean over seeds;
+    one panel per value of ``axis`` (default the first sweep dim; others fixed at their first value)."""
+    names = sorted(_mode_mass_names(ds), key=lambda v: int(v.rsplit("_", 1)[1]))
+    if not names:
+        raise ValueError("no mode_mass_* metrics in these results (add mode_mass to metrics.names)")
+    dims = sweep_dims(ds)
+    axis = axis or (dims[0] if dims else None)
+    values = list(ds[axis].values) if axis else [None]
+    fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values) + 1.2, 3.4), dpi=110, squeeze=False)
+    gens = ds["generation"].values
+    colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    desc = ""
+    for ax, v in zip(axes.flat, values):
+        stack = []
+        for n in names:
+            da, desc = _reduce_other(ds[n], [axis] if axis else [])
+            stack.append((da.sel({axis: v}) if axis else da).mean("seed").values)
+        stack = np.asarray(stack)
+        stack = stack / np.clip(stack.sum(0, keepdims=True), 1e-12, None)   # each mode has its own samples
+        ax.stackplot(gens, stack, colors=[colours(i) for i in range(len(names))],
+                     labels=[f"mode {i}" for i in range(len(names))])
+        ax.set_ylim(0, 1)
+        ax.set_xlim(gens[0], gens[-1])
+        ax.set_xlabel("generation")
+        ax.set_title(f"{axis}={_label(v)}" if axis else "", fontsize=10)
+    axes.flat[0].set_ylabel("mass per true mode")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
+    fig.suptitle(f"{ds.attrs.get('name', '')}: per-mode mass, mean over {ds.sizes['seed']} seeds"
+                 + (f" ({desc})" if desc else ""), fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
+    if path is not None:
+        fig.savefig(path)
+        plt.close(fig)
+    return fig
+
+
+def _mode_mass_names(ds):
+    return [str(v) for v in ds.data_vars if str(v).startswith("mode_mass_") and str(v).rsplit("_", 1)[1].isdigit()]
+
+
+def _label(v):
+    return f"{v:g}" if isinstance(v, (float, np.floating, int, np.integer)) else str(v)
+
+
+def final_heatmap(ds: xr.Dataset, metric: str, x: str | None = None, y: str | None = None,
+                  generation: int | None = None, path=None, cmap: str = "viridis"):
+    """Heatmap over two sweep dims (x, y; default the first two) of the median over seeds of
+    ``metric`` at ``generation`` (default the last); other sweep dims fixed at their first value."""
+    dims = sweep_dims(ds)
+    if len(dims) < 2 and (x is None or y is None):
+        raise ValueError("final_heatmap needs two sweep dims")
+    x = x or dims[0]
+    y = y or [d for d in dims if d != x][0]
+    g = int(ds["generation"].values[-1]) if generation is None else generation
+    da, desc = _reduce_other(ds[metric], [x, y])
+    med = da.sel(generation=g).median("seed").transpose(y, x).values
+    fig, ax = plt.subplots(figsize=(1.0 * ds.sizes[x] + 2.8, 0.6 * ds.sizes[y] + 1.8), dpi=110)
+    im = ax.imshow(med, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest")
+    ax.set_xticks(range(ds.sizes[x]))
+    ax.set_xticklabels([_label(v) for v in ds[x].values])
+    ax.set_yticks(range(ds.sizes[y]))
+    ax.set_yticklabels([_label(v) for v in ds[y].values])
+    for (i, j), v in np.ndenumerate(med):
+        ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=7,
+                color="white" if np.isfinite(v) and v < np.nanmean(med) else "black")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    ax.set_title(f"{ds.attrs.get('name', '')}: median {metric}, generation {g}"
+                 + (f" ({desc})" if desc else ""), fontsize=9)
+    fig.colorbar(im, ax=ax, label=metric)
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path)
+        plt.close(fig)
+    return fig
+
+
 def plot_all(ds: xr.Dataset, out_dir) -> list[Path]:
     """Write every standard figure of a results Dataset into ``out_dir``; return the paths."""
     out_dir = Path(out_dir)
     paths = [out_dir / "phase_diagram.png", out_dir / "curves.png"]
     phase_diagram(ds, path=paths[0])
     curves(ds, path=paths[1])
+    if _mode_mass_names(ds):
+        paths.append(out_dir / "mode_mass.png")
+        mode_masses(ds, path=paths[-1])
+    if len(sweep_dims(ds)) >= 2:
+        for metric in [v for v in ds.data_vars if str(v) not in _mode_mass_names(ds)][:4]:
+            paths.append(out_dir / f"final_{metric}.png")
+            final_heatmap(ds, metric, path=paths[-1])
     return paths

@@ -56,3 +56,6 @@ def load_builtin() -> None:
     import scl.data  # noqa: F401
     import scl.families  # noqa: F401
     import scl.metrics  # noqa: F401
+    import scl.curation  # noqa: F401
+    import scl.correction  # noqa: F401
+    import scl.metrics.reward  # noqa: F401

@@ -5,7 +5,12 @@ from scl.registry import METRICS
 
 
 def make_metrics(ctx: MetricContext) -> dict:
-    return {name: METRICS[name].make(ctx) for name in ctx.options.names}
+    """A metric's ``make`` may return a dict {name: fn} (e.g. mode_mass -> mode_mass_0..M-1)."""
+    out = {}
+    for name in ctx.options.names:
+        made = METRICS[name].make(ctx)
+        out.update(made if isinstance(made, dict) else {name: made})
+    return out
 
 
 __all__ = ["MetricContext", "make_metrics"]
