@@ -278,6 +278,22 @@ class RunConfig:
             raise ConfigError(_join(path, "chunk_size"), f"must be >= 1, got {self.chunk_size}")
 
 
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """``checkpoint:`` per-chunk orbax checkpoints when a run writes into an output folder."""
+
+    enabled: bool = static(True, "save a checkpoint after every chunk (runs with an output folder)")
+    stride: int = static(1, "keep the model state of every stride-th generation (0: none)")
+    keep: int = static(2, "full loop states kept, newest first (older ones deleted)")
+    asynchronous: bool = static(True, "write in a background thread, overlapping the next chunk")
+
+    def validate(self, path):
+        if self.stride < 0:
+            raise ConfigError(_join(path, "stride"), f"must be >= 0, got {self.stride}")
+        if self.keep < 1:
+            raise ConfigError(_join(path, "keep"), f"must be >= 1, got {self.keep}")
+
+
 def _tagged(table_name: str, tag_key: str, data, path: str, default_name: str):
     """Parse a section whose class is chosen by a tag (``truth.kind``, ``model.family``)."""
     registry.load_builtin()
@@ -307,6 +323,7 @@ class Config:
     metrics: MetricsConfig = MetricsConfig()
     sweep: Any = ()
     run: RunConfig = RunConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
 
     def __post_init__(self):
         set_ = object.__setattr__
@@ -336,7 +353,7 @@ class Config:
                 obj = getattr(obj, part)
             if not section or not dataclasses.is_dataclass(obj) or key not in {f.name for f in dataclasses.fields(obj)}:
                 raise ConfigError(f"sweep.{path}", "unknown setting to sweep")
-            if section.split(".")[0] in ("metrics", "run") or path == "loop.generations":
+            if section.split(".")[0] in ("metrics", "run", "checkpoint") or path == "loop.generations":
                 raise ConfigError(f"sweep.{path}", "cannot be swept (it changes what is measured or "
                                   "how long, not the experiment)")
             if len(values) == 0:
@@ -372,6 +389,8 @@ class Config:
                 kw[key] = parse(MetricsConfig, value, "metrics")
             elif key == "run":
                 kw[key] = parse(RunConfig, value, "run")
+            elif key == "checkpoint":
+                kw[key] = parse(CheckpointConfig, value, "checkpoint")
             else:
                 kw[key] = coerce(value, typing.get_type_hints(cls)[key], key)
         return cls(**kw)

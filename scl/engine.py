@@ -63,8 +63,12 @@ class Program(NamedTuple):
     generations: int
 
 
-def build_program(cfg, lam_max: float | None = None, chunk_size: int | None = None) -> Program:
-    """Static setup in Python; returns the pure, jitted functions of the loop (PureJaxRL style)."""
+def build_program(cfg, lam_max: float | None = None, chunk_size: int | None = None,
+                  keep_models: bool = False) -> Program:
+    """Static setup in Python; returns the pure, jitted functions of the loop (PureJaxRL style).
+
+    ``keep_models``: ``chunk`` returns ``(states, (metrics, models))``, models = the model state
+    of every generation of the chunk, leaves [L, C, ...] (for per-generation checkpoints)."""
     loop = cfg.loop
     if lam_max is None:
         lam_max = max([c.loop.lam_value for _, c in cfg.knob_grid()] if loop.regime == "fixed_real" else [0.0])
@@ -112,7 +116,8 @@ def build_program(cfg, lam_max: float | None = None, chunk_size: int | None = No
         def body(states, t):
             shapes = jax.eval_shape(live, states, t)[1]
             dead = lambda s, t: (s, jax.tree_util.tree_map(lambda a: jnp.full(a.shape, jnp.nan, a.dtype), shapes))
-            return jax.lax.cond(t <= generations, live, dead, states, t)
+            states, metrics = jax.lax.cond(t <= generations, live, dead, states, t)
+            return states, ((metrics, states.model) if keep_models else metrics)
 
         return jax.lax.scan(body, states, t0 + jnp.arange(L))
 

@@ -12,6 +12,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 
+from scl.atomic import save_figure  # noqa: E402
+
 
 def sweep_dims(ds: xr.Dataset) -> list[str]:
     return [d for d in ds.dims if d not in ("seed", "generation")]
@@ -65,7 +67,7 @@ def phase_diagram(ds: xr.Dataset, metric: str | None = None, axis: str | None = 
     fig.colorbar(im, ax=ax, label=metric)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path)
+        save_figure(fig, path)
         plt.close(fig)
     return fig
 
@@ -103,7 +105,7 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
     else:
         fig.tight_layout()
     if path is not None:
-        fig.savefig(path)
+        save_figure(fig, path)
         plt.close(fig)
     return fig
 
