@@ -93,7 +93,7 @@ def _manager(directory: Path, keep: Optional[int], asynchronous: bool, read_only
 
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, enable_async_checkpointing=asynchronous, create=not read_only,
-        cleanup_tmp_directories=not read_only, read_only=read_only)
+        cleanup_tmp_directories=not read_only)
     return ocp.CheckpointManager(directory, options=options)
 
 
@@ -141,11 +141,11 @@ class VariantCheckpoint:
     def _read_history(self, step: int, names) -> tuple[dict, dict]:
         import orbax.checkpoint as ocp
 
-        meta = self._history.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+        meta = self._history.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
         k = meta["t_end"] - meta["t0"]
         C = meta["configs"]
         target = {name: np.zeros((k, C), np.float32) for name in names}
-        got = self._history.restore(step, args=ocp.args.Composite(values=ocp.args.StandardRestore(target))).values
+        got = self._history.restore(step, args=ocp.args.Composite(values=ocp.args.StandardRestore(target)))["values"]
         if checksum(got) != meta["crc_metrics"] or sorted(got) != sorted(meta["metric_names"]):
             raise ValueError("metrics checksum mismatch")
         return meta, got
@@ -176,7 +176,7 @@ class VariantCheckpoint:
         chosen = None
         for step in sorted(self._state.all_steps(), reverse=True):
             if step > covered:
-                self._warn("state", step, ValueError(f"its metrics history ends at generation {covered - 1}"))
+                self._warn("state", step, ValueError(f"metrics are saved only for generations before {covered}"))
                 continue
             try:
                 got = self._state.restore(step, args=ocp.args.Composite(
@@ -366,7 +366,7 @@ def load_generation(out_dir, generation: int) -> list[GenerationModels]:
             step = next((s for s in sorted(mgr.all_steps()) if s > generation), None)
             if step is None:
                 raise ConfigError("generation", f"generation {generation} not reached yet in {out_dir}")
-            meta = mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+            meta = mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
             kept = meta["model_generations"]
             if generation not in kept:
                 raise ConfigError("generation", f"generation {generation} was not kept "
@@ -375,7 +375,7 @@ def load_generation(out_dir, generation: int) -> list[GenerationModels]:
             program = build_program(vcfg)
             abstract = jax.eval_shape(program.init, keys, knobs)[0].model
             target = _zeros_like(abstract, (len(kept),))
-            models = mgr.restore(step, args=ocp.args.Composite(models=ocp.args.StandardRestore(target))).models
+            models = mgr.restore(step, args=ocp.args.Composite(models=ocp.args.StandardRestore(target)))["models"]
             if checksum(models) != meta["crc_models"]:
                 raise ConfigError("generation", f"checkpoint {directory / str(step)} is corrupt (checksum mismatch)")
         finally:
