@@ -219,8 +219,8 @@ class VariantCheckpoint:
         meta = {"t0": t0, "t_end": t_end, "configs": C, "metric_names": sorted(metrics),
                 "crc_metrics": checksum(metrics), "model_generations": kept}
         if kept and models is not None:
-            idx = np.asarray(kept) - t0
-            host_models = _host(jax.tree_util.tree_map(lambda a: a[idx], models))
+            idx = np.asarray(kept) - t0                  # stride applied on the host
+            host_models = jax.tree_util.tree_map(lambda a: np.asarray(a)[idx], jax.device_get(models))
             meta["crc_models"] = checksum(host_models)
             items["models"] = ocp.args.StandardSave(host_models)
         else:

@@ -45,8 +45,8 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
             out[name][0] = np.asarray(m0[name])
         t = 1
         if checkpoint is not None:
-            checkpoint.save(states, 0, 1, {k: v[None] for k, v in jax.device_get(m0).items()},
-                            jax.tree_util.tree_map(lambda a: a[None], states.model))
+            checkpoint.save(states, 0, 1, {k: np.asarray(v)[None] for k, v in jax.device_get(m0).items()},
+                            jax.tree_util.tree_map(lambda a: np.asarray(a)[None], jax.device_get(states.model)))
     else:
         t, out = resume.t, resume.metrics
         states = shard_configs(jax.tree_util.tree_map(jax.numpy.asarray, resume.states), C)
