@@ -47,9 +47,9 @@ class CheckpointWarning(UserWarning):
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C: the run stopped after a chunk whose checkpoint is written."""
 
-    def __init__(self, done: int, total: int, out_dir):
+    def __init__(self, done: int, total: int, out_dir, label: str = ""):
         self.done, self.total, self.out_dir = done, total, Path(out_dir)
-        super().__init__(f"stopped after {done} of {total} generations; checkpoint saved; "
+        super().__init__(f"stopped after {done} of {total} generations{label}; checkpoint saved; "
                          f"resume with: scl resume {out_dir}")
 
 
@@ -114,8 +114,9 @@ class Resume(NamedTuple):
 class VariantCheckpoint:
     """Checkpoints of one static variant (one compiled program, C configurations)."""
 
-    def __init__(self, directory, cfg, interrupt: Optional["Interrupt"] = None):
+    def __init__(self, directory, cfg, interrupt: Optional["Interrupt"] = None, label: str = ""):
         self.dir = Path(directory)
+        self.label = label
         self.cfg = cfg
         self.options = cfg.checkpoint
         self.generations = cfg.loop.generations
@@ -232,7 +233,7 @@ class VariantCheckpoint:
             meta=ocp.args.JsonSave({"t": t_end, "crc": checksum(host_states)})))
         if self.interrupt is not None and self.interrupt.requested and t_end <= self.generations:
             self.close()
-            raise RunInterrupted(t_end - 1, self.generations, self.interrupt.out_dir)
+            raise RunInterrupted(t_end - 1, self.generations, self.interrupt.out_dir, self.label)
 
     def close(self):
         """Wait for pending writes and release the managers."""
@@ -287,8 +288,12 @@ class RunCheckpoint:
         self.dir = self.out_dir / CHECKPOINT_DIR
         self.cfg = cfg
         self.interrupt = Interrupt(self.out_dir)
-        self.variants = [VariantCheckpoint(self.dir / f"variant_{i:03d}", vcfg, self.interrupt)
-                         for i, (_, vcfg) in enumerate(cfg.static_variants())]
+        variants = cfg.static_variants()
+        self.variants = [VariantCheckpoint(self.dir / f"variant_{i:03d}", vcfg, self.interrupt,
+                                           f" of variant {i + 1}/{len(variants)} ("
+                                           + ", ".join(f"{k}={v}" for k, v in coords.items()) + ")"
+                                           if len(variants) > 1 else "")
+                         for i, (coords, vcfg) in enumerate(variants)]
         saved = self.dir / CONFIG_FILE
         if saved.exists():
             diffs = config_differences(yaml.safe_load(saved.read_text()), cfg.to_dict())
