@@ -116,5 +116,7 @@ def simulate(cfg, overrides=(), progress: bool | None = None, out_dir=None, resu
                 results.append((coords, metrics))
     finally:
         bar.close()
+        for ckpt in run_ckpt.variants if run_ckpt else ():
+            ckpt.close()      # let pending writes finish (idempotent)
     return build_dataset(cfg, results, timings)
 
