@@ -128,8 +128,6 @@ def coerce(value, tp, path: str):
 
 def parse(cls, data, path: str):
     """Build dataclass ``cls`` from a mapping, checking keys, types and ranges."""
-    if isinstance(data, cls):
-        return data
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -301,7 +299,7 @@ def _tagged(table_name: str, tag_key: str, data, path: str, default_name: str):
     if data is None:
         data = {}
     if dataclasses.is_dataclass(data):
-        return data
+        data = to_dict(data)  # built in Python: check types and ranges like YAML input
     if not isinstance(data, dict):
         raise ConfigError(path, f"expected a mapping of settings, got {data!r}")
     name = data.get(tag_key, default_name)
@@ -330,6 +328,10 @@ class Config:
         set_(self, "truth", _tagged("SOURCES", "kind", self.truth, "truth", "gaussian"))
         set_(self, "model", _tagged("FAMILIES", "family", self.model, "model", "gaussian"))
         set_(self, "sweep", _parse_sweep(self.sweep))
+        for name, cls in (("loop", LoopConfig), ("metrics", MetricsConfig), ("run", RunConfig),
+                          ("checkpoint", CheckpointConfig)):
+            value = getattr(self, name)
+            set_(self, name, parse(cls, to_dict(value) if isinstance(value, cls) else value, name))
         self.validate()
 
     def validate(self, path: str = ""):
@@ -453,6 +455,28 @@ class Config:
             d["sweep"] = {}
             out.append(({dim_name(p): v for (p, _), v in zip(axes, combo)}, Config.from_dict(d)))
         return out
+
+
+def structure_key(cfg: "Config") -> str:
+    """What fixes the compiled program: every static setting (knob values, sweeps, seeds, name and
+    progress display excluded). Equal keys can share compiled code."""
+    def strip(obj):
+        out = {}
+        tag = getattr(obj, "tag_key", None)
+        if tag:
+            out[tag] = obj.name
+        for f in dataclasses.fields(obj):
+            if f.metadata.get("knob"):
+                continue
+            v = getattr(obj, f.name)
+            out[f.name] = strip(v) if dataclasses.is_dataclass(v) else v
+        return out
+
+    d = strip(cfg)
+    for k in ("sweep", "seeds", "seed", "name", "checkpoint"):
+        d.pop(k, None)
+    d.get("run", {}).pop("progress", None)
+    return repr(d)
 
 
 def dim_name(path: str) -> str:

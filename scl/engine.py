@@ -63,15 +63,31 @@ class Program(NamedTuple):
     generations: int
 
 
+_PROGRAMS: dict = {}
+
+
 def build_program(cfg, lam_max: float | None = None, chunk_size: int | None = None,
                   keep_models: bool = False) -> Program:
-    """Static setup in Python; returns the pure, jitted functions of the loop (PureJaxRL style).
+    """The compiled loop for ``cfg``'s static settings; configs that differ only in knob values,
+    sweeps of knobs, seeds or name share one Program (and its compiled code).
 
     ``keep_models``: ``chunk`` returns ``(states, (metrics, models))``, models = the model state
     of every generation of the chunk, leaves [L, C, ...] (for per-generation checkpoints)."""
-    loop = cfg.loop
+    from scl.config import structure_key
+
     if lam_max is None:
-        lam_max = max([c.loop.lam_value for _, c in cfg.knob_grid()] if loop.regime == "fixed_real" else [0.0])
+        lam_max = max([c.loop.lam_value for _, c in cfg.knob_grid()] if cfg.loop.regime == "fixed_real" else [0.0])
+    key = (structure_key(cfg), lam_max, chunk_size, keep_models)
+    if key not in _PROGRAMS:
+        if len(_PROGRAMS) >= 16:
+            _PROGRAMS.pop(next(iter(_PROGRAMS)))
+        _PROGRAMS[key] = _build_program(cfg, lam_max, chunk_size, keep_models)
+    return _PROGRAMS[key]
+
+
+def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: bool = False) -> Program:
+    """Static setup in Python; returns the pure, jitted functions of the loop (PureJaxRL style)."""
+    loop = cfg.loop
     source = make_source(cfg.truth)
     family = make_family(cfg.model, source)
     mixer = make_mixer(loop, lam_max)
