@@ -146,7 +146,8 @@ class VariantCheckpoint:
         k = meta["t_end"] - meta["t0"]
         C = meta["configs"]
         target = {name: np.zeros((k, C), np.float32) for name in names}
-        got = self._history.restore(step, args=ocp.args.Composite(values=ocp.args.StandardRestore(target)))["values"]
+        got = self._history.restore(step, args=ocp.args.Composite(
+            values=ocp.args.StandardRestore(target)))["values"] if names else {}
         if checksum(got) != meta["crc_metrics"] or sorted(got) != sorted(meta["metric_names"]):
             raise ValueError("metrics checksum mismatch")
         return meta, got
@@ -182,12 +183,12 @@ class VariantCheckpoint:
             try:
                 got = self._state.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
-                if checksum(got.state) != got.meta["crc"]:
+                if checksum(got["state"]) != got["meta"]["crc"]:
                     raise ValueError("checksum mismatch")
             except Exception as e:  # noqa: BLE001
                 self._warn("state", step, e)
                 continue
-            chosen = Resume(step, got.state, metrics)
+            chosen = Resume(step, got["state"], metrics)
             break
         start = chosen.t if chosen else 0
         for mgr in (self._state, self._history):   # drop everything after the restart point
@@ -216,7 +217,7 @@ class VariantCheckpoint:
         metrics = {name: np.asarray(v[: t_end - t0], np.float32) for name, v in metrics.items()}
         C = next(iter(metrics.values())).shape[1] if metrics else int(jax.tree_util.tree_leaves(states)[0].shape[0])
         kept = [g for g in range(t0, t_end) if self.keep_models and g % self.options.stride == 0]
-        items = {"values": ocp.args.StandardSave(metrics)}   # "metrics" is reserved by orbax
+        items = {"values": ocp.args.StandardSave(metrics)} if metrics else {}   # "metrics": reserved by orbax
         meta = {"t0": t0, "t_end": t_end, "configs": C, "metric_names": sorted(metrics),
                 "crc_metrics": checksum(metrics), "model_generations": kept}
         if kept and models is not None:
