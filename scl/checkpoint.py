@@ -88,8 +88,20 @@ def config_differences(saved: dict, new: dict) -> list[str]:
     return diffs
 
 
+def _quiet_orbax(record) -> bool:
+    """Drop orbax's per-save "Waiting for previous save" notice (it breaks the progress bar line);
+    the save cost is measured in scripts/bench_checkpoint.py instead."""
+    return not str(record.msg).startswith("Waiting for previous save")
+
+
 def _manager(directory: Path, keep: Optional[int], asynchronous: bool, read_only: bool = False):
+    import logging
+
     import orbax.checkpoint as ocp
+
+    absl_logger = logging.getLogger("absl")
+    if _quiet_orbax not in absl_logger.filters:
+        absl_logger.addFilter(_quiet_orbax)
 
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, enable_async_checkpointing=asynchronous, create=not read_only,

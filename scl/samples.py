@@ -83,6 +83,8 @@ def plot_generation(out_dir, generation: int, n: int = 1000, seed: int = 0, path
     for ax, (label, x, truth) in zip(axes.flat, panels):
         _panel(ax, x, truth)
         ax.set_title(label, fontsize=8)
+    if axes.flat[0].get_legend_handles_labels()[1]:
+        axes.flat[0].legend(fontsize=7, markerscale=3, loc="upper right")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.suptitle(f"generation {generation}, seed {seed}: {n} samples per model", fontsize=10)
