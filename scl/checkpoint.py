@@ -190,7 +190,8 @@ class VariantCheckpoint:
         chosen = None
         for step in sorted(self._state.all_steps(), reverse=True):
             if step > covered:
-                self._warn("state", step, ValueError(f"metrics are saved only for generations before {covered}"))
+                self._warn("state", step, ValueError(f"the metrics of generations {covered}..{step - 1} are "
+                                                     "missing (their write was interrupted)"))
                 continue
             try:
                 got = self._state.restore(step, args=ocp.args.Composite(
