@@ -10,6 +10,7 @@ from scl.config import Config, LoopConfig, MetricsConfig, RunConfig, load_config
 from scl.errors import ConfigError  # noqa: E402
 from scl.results import load_results, save_results  # noqa: E402
 from scl.simulate import simulate  # noqa: E402
+from scl.checkpoint import load_generation  # noqa: E402
 
 __all__ = ["Config", "ConfigError", "LoopConfig", "MetricsConfig", "RunConfig", "load_config",
-           "load_results", "save_results", "simulate", "__version__"]
+           "load_generation", "load_results", "save_results", "simulate", "__version__"]

@@ -1,4 +1,5 @@
-"""Command line: ``scl run CONFIG``, ``scl plot OUT_DIR``, ``scl show OUT_DIR``.
+"""Command line: ``scl run CONFIG``, ``scl resume OUT_DIR``, ``scl plot OUT_DIR``, ``scl show OUT_DIR``,
+``scl samples OUT_DIR --generation G``.
 
 Invalid input ends with one line ``scl: error: <field>: <what is allowed>`` and exit status 2.
 """
@@ -18,11 +19,10 @@ def _out_dir(args, cfg) -> Path:
 
 
 def cmd_run(args) -> int:
+    from scl.checkpoint import remove
     from scl.config import load_config
-    from scl.plots import plot_all
-    from scl.results import RESULTS_FILE, save_results
+    from scl.results import RESULTS_FILE
     from scl.simulate import simulate
-    from scl.summary import summarize
 
     cfg = load_config(args.config, args.set or [])
     out = _out_dir(args, cfg)
@@ -30,17 +30,51 @@ def cmd_run(args) -> int:
         raise ConfigError("--out", f"{out} already holds results; pass --overwrite or choose another -o folder")
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", f"{out} exists and is not a folder")
+    if args.overwrite:
+        remove(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(cfg.to_yaml())
-    ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress)
+    ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=args.resume)
+    return _finish(ds, cfg, out)
+
+
+def _finish(ds, cfg, out: Path) -> int:
+    """Write config, results, figures and summary into ``out`` (each atomically) and report."""
+    from scl.atomic import write_text
+    from scl.plots import plot_all
+    from scl.results import save_results
+    from scl.summary import summarize
+
+    write_text(out / "config.yaml", cfg.to_yaml())
     path = save_results(ds, out)
     figures = plot_all(ds, out)
     text = summarize(ds)
-    (out / "summary.txt").write_text(text + "\n")
+    write_text(out / "summary.txt", text + "\n")
     print(text)
     print(f"results: {path}")
     for f in figures:
         print(f"figure:  {f}")
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from scl.checkpoint import saved_config
+    from scl.results import RESULTS_FILE
+    from scl.simulate import simulate
+
+    out = Path(args.out_dir)
+    cfg = saved_config(out)
+    if (out / RESULTS_FILE).exists():
+        print(f"scl: nothing to resume: {out / RESULTS_FILE} holds the finished run")
+        return 0
+    ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=True)
+    return _finish(ds, cfg, out)
+
+
+def cmd_samples(args) -> int:
+    from scl.samples import plot_generation
+
+    path = plot_generation(args.out_dir, args.generation, n=args.n, seed=args.seed, path=args.output)
+    print(f"figure: {path}")
     return 0
 
 
@@ -71,8 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override a setting, e.g. --set loop.generations=50 (repeatable)")
     r.add_argument("--overwrite", action="store_true", help="replace results already in the folder")
+    r.add_argument("--resume", action="store_true", help="continue an unfinished run of this config in the folder")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.set_defaults(fn=cmd_run)
+    rs = sub.add_parser("resume", help="continue an interrupted run from its latest checkpoint")
+    rs.add_argument("out_dir")
+    rs.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rs.set_defaults(fn=cmd_resume)
+    sm = sub.add_parser("samples", help="draw samples from a saved generation's models into a PNG")
+    sm.add_argument("out_dir")
+    sm.add_argument("--generation", "-g", type=int, required=True)
+    sm.add_argument("--n", type=int, default=1000, help="samples per configuration")
+    sm.add_argument("--seed", type=int, default=0, help="which seed's models to draw from")
+    sm.add_argument("--output", "-o", default=None, help="PNG path (default OUT_DIR/samples_gen<g>.png)")
+    sm.set_defaults(fn=cmd_samples)
     pl = sub.add_parser("plot", help="redraw every figure from saved results")
     pl.add_argument("out_dir")
     pl.set_defaults(fn=cmd_plot)
@@ -91,8 +137,8 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"scl: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("scl: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"scl: interrupted: {e}" if str(e) else "scl: interrupted", file=sys.stderr)
         return 130
 
 

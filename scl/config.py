@@ -276,6 +276,22 @@ class RunConfig:
             raise ConfigError(_join(path, "chunk_size"), f"must be >= 1, got {self.chunk_size}")
 
 
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """``checkpoint:`` per-chunk orbax checkpoints when a run writes into an output folder."""
+
+    enabled: bool = static(True, "save a checkpoint after every chunk (runs with an output folder)")
+    stride: int = static(1, "keep the model state of every stride-th generation (0: none)")
+    keep: int = static(2, "full loop states kept, newest first (older ones deleted)")
+    asynchronous: bool = static(True, "write in a background thread, overlapping the next chunk")
+
+    def validate(self, path):
+        if self.stride < 0:
+            raise ConfigError(_join(path, "stride"), f"must be >= 0, got {self.stride}")
+        if self.keep < 1:
+            raise ConfigError(_join(path, "keep"), f"must be >= 1, got {self.keep}")
+
+
 def _tagged(table_name: str, tag_key: str, data, path: str, default_name: str):
     """Parse a section whose class is chosen by a tag (``truth.kind``, ``model.family``)."""
     registry.load_builtin()
@@ -307,13 +323,15 @@ class Config:
     run: RunConfig = RunConfig()
     curation: Any = None     # optional: scl.curation (tag ``rule``)
     correction: Any = None   # optional: scl.correction (tag ``kind``)
+    checkpoint: CheckpointConfig = CheckpointConfig()
 
     def __post_init__(self):
         set_ = object.__setattr__
         set_(self, "truth", _tagged("SOURCES", "kind", self.truth, "truth", "gaussian"))
         set_(self, "model", _tagged("FAMILIES", "family", self.model, "model", "gaussian"))
         set_(self, "sweep", _parse_sweep(self.sweep))
-        for name, cls in (("loop", LoopConfig), ("metrics", MetricsConfig), ("run", RunConfig)):
+        for name, cls in (("loop", LoopConfig), ("metrics", MetricsConfig), ("run", RunConfig),
+                          ("checkpoint", CheckpointConfig)):
             value = getattr(self, name)
             set_(self, name, parse(cls, to_dict(value) if isinstance(value, cls) else value, name))
         if self.curation is not None:
@@ -344,7 +362,7 @@ class Config:
                 obj = getattr(obj, part)
             if not section or not dataclasses.is_dataclass(obj) or key not in {f.name for f in dataclasses.fields(obj)}:
                 raise ConfigError(f"sweep.{path}", "unknown setting to sweep")
-            if section.split(".")[0] in ("metrics", "run") or path == "loop.generations":
+            if section.split(".")[0] in ("metrics", "run", "checkpoint") or path == "loop.generations":
                 raise ConfigError(f"sweep.{path}", "cannot be swept (it changes what is measured or "
                                   "how long, not the experiment)")
             if len(values) == 0:
@@ -380,6 +398,8 @@ class Config:
                 kw[key] = parse(MetricsConfig, value, "metrics")
             elif key == "run":
                 kw[key] = parse(RunConfig, value, "run")
+            elif key == "checkpoint":
+                kw[key] = parse(CheckpointConfig, value, "checkpoint")
             else:
                 kw[key] = coerce(value, typing.get_type_hints(cls)[key], key)
         return cls(**kw)
@@ -460,7 +480,7 @@ def structure_key(cfg: "Config") -> str:
         return out
 
     d = strip(cfg)
-    for k in ("sweep", "seeds", "seed", "name"):
+    for k in ("sweep", "seeds", "seed", "name", "checkpoint"):
         d.pop(k, None)
     d.get("run", {}).pop("progress", None)
     return repr(d)

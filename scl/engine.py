@@ -66,22 +66,26 @@ class Program(NamedTuple):
 _PROGRAMS: dict = {}
 
 
-def build_program(cfg, lam_max: float | None = None, chunk_size: int | None = None) -> Program:
+def build_program(cfg, lam_max: float | None = None, chunk_size: int | None = None,
+                  keep_models: bool = False) -> Program:
     """The compiled loop for ``cfg``'s static settings; configs that differ only in knob values,
-    sweeps of knobs, seeds or name share one Program (and its compiled code)."""
+    sweeps of knobs, seeds or name share one Program (and its compiled code).
+
+    ``keep_models``: ``chunk`` returns ``(states, (metrics, models))``, models = the model state
+    of every generation of the chunk, leaves [L, C, ...] (for per-generation checkpoints)."""
     from scl.config import structure_key
 
     if lam_max is None:
         lam_max = max([c.loop.lam_value for _, c in cfg.knob_grid()] if cfg.loop.regime == "fixed_real" else [0.0])
-    key = (structure_key(cfg), lam_max, chunk_size)
+    key = (structure_key(cfg), lam_max, chunk_size, keep_models)
     if key not in _PROGRAMS:
         if len(_PROGRAMS) >= 16:
             _PROGRAMS.pop(next(iter(_PROGRAMS)))
-        _PROGRAMS[key] = _build_program(cfg, lam_max, chunk_size)
+        _PROGRAMS[key] = _build_program(cfg, lam_max, chunk_size, keep_models)
     return _PROGRAMS[key]
 
 
-def _build_program(cfg, lam_max: float, chunk_size: int | None) -> Program:
+def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: bool = False) -> Program:
     """Static setup in Python; returns the pure, jitted functions of the loop (PureJaxRL style)."""
     loop = cfg.loop
     source = make_source(cfg.truth)
@@ -128,7 +132,8 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None) -> Program:
         def body(states, t):
             shapes = jax.eval_shape(live, states, t)[1]
             dead = lambda s, t: (s, jax.tree_util.tree_map(lambda a: jnp.full(a.shape, jnp.nan, a.dtype), shapes))
-            return jax.lax.cond(t <= generations, live, dead, states, t)
+            states, metrics = jax.lax.cond(t <= generations, live, dead, states, t)
+            return states, ((metrics, states.model) if keep_models else metrics)
 
         return jax.lax.scan(body, states, t0 + jnp.arange(L))
 

@@ -13,6 +13,8 @@ from matplotlib.figure import Figure
 # Figures are built without pyplot: no global state, no backend switch (headless CLI and inline
 # notebooks alike); a returned Figure displays itself in Jupyter.
 
+from scl.atomic import save_figure
+
 
 def sweep_dims(ds: xr.Dataset) -> list[str]:
     return [d for d in ds.dims if d not in ("seed", "generation")]
@@ -67,7 +69,7 @@ def phase_diagram(ds: xr.Dataset, metric: str | None = None, axis: str | None = 
     fig.colorbar(im, ax=ax, label=metric)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path)
+        save_figure(fig, path)
     return fig
 
 
@@ -105,7 +107,7 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
     else:
         fig.tight_layout()
     if path is not None:
-        fig.savefig(path)
+        save_figure(fig, path)
     return fig
 
 
@@ -118,9 +120,10 @@ def mode_masses(ds: xr.Dataset, axis: str | None = None, path=None):
     dims = sweep_dims(ds)
     axis = axis or (dims[0] if dims else None)
     values = list(ds[axis].values) if axis else [None]
-    fig, axes = plt.subplots(1, len(values), figsize=(3.6 * len(values) + 1.2, 3.4), dpi=110, squeeze=False)
+    fig = Figure(figsize=(3.6 * len(values) + 1.2, 3.4), dpi=110)
+    axes = fig.subplots(1, len(values), squeeze=False)
     gens = ds["generation"].values
-    colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    colours = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
     desc = ""
     for ax, v in zip(axes.flat, values):
         stack = []
@@ -142,8 +145,7 @@ def mode_masses(ds: xr.Dataset, axis: str | None = None, path=None):
                  + (f" ({desc})" if desc else ""), fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.88, 1))
     if path is not None:
-        fig.savefig(path)
-        plt.close(fig)
+        save_figure(fig, path)
     return fig
 
 
@@ -167,7 +169,8 @@ def final_heatmap(ds: xr.Dataset, metric: str, x: str | None = None, y: str | No
     g = int(ds["generation"].values[-1]) if generation is None else generation
     da, desc = _reduce_other(ds[metric], [x, y])
     med = da.sel(generation=g).median("seed").transpose(y, x).values
-    fig, ax = plt.subplots(figsize=(1.0 * ds.sizes[x] + 2.8, 0.6 * ds.sizes[y] + 1.8), dpi=110)
+    fig = Figure(figsize=(1.0 * ds.sizes[x] + 2.8, 0.6 * ds.sizes[y] + 1.8), dpi=110)
+    ax = fig.subplots()
     im = ax.imshow(med, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest")
     ax.set_xticks(range(ds.sizes[x]))
     ax.set_xticklabels([_label(v) for v in ds[x].values])
@@ -183,8 +186,7 @@ def final_heatmap(ds: xr.Dataset, metric: str, x: str | None = None, y: str | No
     fig.colorbar(im, ax=ax, label=metric)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path)
-        plt.close(fig)
+        save_figure(fig, path)
     return fig
 
 

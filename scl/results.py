@@ -7,8 +7,6 @@ variable per metric. ``attrs["config"]`` holds the full config as YAML; timings 
 from __future__ import annotations
 
 import datetime
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -74,14 +72,10 @@ def save_results(ds: xr.Dataset, path) -> Path:
     if path.is_dir() or path.suffix == "":
         path = path / RESULTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".nc", dir=path.parent)
-    os.close(fd)
-    try:
+    from scl.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

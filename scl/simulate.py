@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Callable, Optional
 
@@ -16,66 +17,114 @@ from scl.progress import make_bar
 from scl.results import build_dataset
 
 
-def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timings: dict | None = None):
+def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timings: dict | None = None,
+                checkpoint=None):
     """Run one static variant. Returns (metrics {name: np [G+1, C]}, final states).
 
     ``on_chunk(states, t_next, metrics_so_far)`` is called on the host after every chunk.
+    ``checkpoint``: a :class:`scl.checkpoint.VariantCheckpoint` to resume from and save into.
     """
-    program = build_program(cfg)
+    keep_models = checkpoint is not None and checkpoint.keep_models
+    program = build_program(cfg, keep_models=keep_models)
     keys, knobs = flat_inputs(cfg)
     C = keys.shape[0]
+    abstract = jax.eval_shape(program.init, keys, knobs)[0] if checkpoint is not None else None
     (keys, knobs), padded = shard_configs((keys, knobs), C)
+
+    def unpad(tree, axis=0):
+        """Drop the configurations added to fill the devices (checkpoints hold exactly C)."""
+        if padded == C or tree is None:
+            return tree
+        return jax.tree_util.tree_map(lambda a: a[:C] if axis == 0 else a[:, :C], tree)
+
     G, L = program.generations, program.chunk_size
     t_start = time.perf_counter()
-    states, m0 = program.init(keys, knobs)
-    out = {name: np.full((G + 1, C), np.nan, np.float32) for name in program.metric_names}
-    for name in out:
-        out[name][0] = np.asarray(m0[name])[:C]
-    t = 1
+    resume = None
+    if checkpoint is not None:
+        counted = checkpoint.steps_done()   # already on the bar (its ``initial``)
+        resume = checkpoint.restore(abstract, program.metric_names, C)
+        if bar is not None and (resume.t - 1 if resume else 0) != counted:
+            bar.update((resume.t - 1 if resume else 0) - counted)   # fell back to an older one
+    if resume is None:
+        states, m0 = program.init(keys, knobs)
+        out = {name: np.full((G + 1, C), np.nan, np.float32) for name in program.metric_names}
+        for name in out:
+            out[name][0] = np.asarray(m0[name])[:C]
+        t = 1
+        if checkpoint is not None:
+            checkpoint.save(unpad(states), 0, 1,
+                            {k: np.asarray(v)[None, :C] for k, v in jax.device_get(m0).items()},
+                            jax.tree_util.tree_map(lambda a: np.asarray(a)[None, :C], jax.device_get(states.model)))
+    else:
+        t, out = resume.t, resume.metrics
+        states, _ = shard_configs(jax.tree_util.tree_map(jax.numpy.asarray, resume.states), C)
     first = True
     while t <= G:
+        t0 = t
         states, m = program.chunk(states, keys, knobs, t)
-        m = jax.device_get(m)
+        models = None
+        if keep_models:
+            m, models = m
+        m = unpad(jax.device_get(m), axis=1)
         if first and timings is not None:
             timings["first_chunk_s"] = timings.get("first_chunk_s", 0.0) + time.perf_counter() - t_start
         first = False
         done = min(L, G - t + 1)
         for name in out:
-            out[name][t:t + done] = m[name][:done, :C]
+            out[name][t:t + done] = m[name][:done]
         t += done
         if bar is not None:
             bar.update(done)
             if program.metric_names:
                 name = program.metric_names[0]
                 bar.set_postfix_str(f"median {name} {np.nanmedian(out[name][t - 1]):.4g}")
+        if checkpoint is not None:
+            checkpoint.save(unpad(states), t0, t, m, unpad(models, axis=1))
         if on_chunk is not None:
             on_chunk(states, t, out)
+    if checkpoint is not None:
+        checkpoint.close()
     if timings is not None:
         timings["run_s"] = timings.get("run_s", 0.0) + time.perf_counter() - t_start
-    if padded != C:
-        states = jax.tree_util.tree_map(lambda a: a[:C], states)
-    return out, states
+    return out, unpad(states)
 
 
-def simulate(cfg, overrides=(), progress: bool | None = None):
+def simulate(cfg, overrides=(), progress: bool | None = None, out_dir=None, resume: bool = False):
     """Run ``cfg`` (a Config, YAML path or dict) and return the labelled results.
 
     Dimensions: one per swept setting (static sweeps first, in config order), then ``seed`` and
     ``generation`` (0 = the fit on real data). One data variable per metric.
+
+    ``out_dir``: checkpoint after every chunk into ``out_dir/checkpoints`` (unless
+    ``checkpoint.enabled`` is false); ``resume=True`` continues an unfinished run found there
+    (refused if its config differs). Ctrl-C then stops after the current chunk, saved, and raises
+    :class:`scl.checkpoint.RunInterrupted`.
     """
     if not isinstance(cfg, Config) or overrides:
         cfg = load_config(cfg, overrides)
     show = cfg.run.progress if progress is None else progress
     variants = cfg.static_variants()
-    bar = make_bar(cfg.loop.generations * len(variants), cfg.name, show)
+    run_ckpt = None
+    if out_dir is not None and cfg.checkpoint.enabled:
+        from scl.checkpoint import RunCheckpoint
+
+        run_ckpt = RunCheckpoint(out_dir, cfg, resume=resume)
+    initial = run_ckpt.generations_done() if run_ckpt else 0
+    bar = make_bar(cfg.loop.generations * len(variants), cfg.name, show, initial=initial)
     timings: dict = {}
     results = []
+    guard = run_ckpt.interrupt.installed() if run_ckpt else contextlib.nullcontext()
     try:
-        for coords, vcfg in variants:
-            if len(variants) > 1:
-                bar.set_description(f"{cfg.name} " + " ".join(f"{k}={v}" for k, v in coords.items()))
-            metrics, _ = run_variant(vcfg, bar, timings=timings)
-            results.append((coords, metrics))
+        with guard:
+            for i, (coords, vcfg) in enumerate(variants):
+                if len(variants) > 1:
+                    bar.set_description(f"{cfg.name} " + " ".join(f"{k}={v}" for k, v in coords.items()))
+                ckpt = run_ckpt.variants[i] if run_ckpt else None
+                metrics, _ = run_variant(vcfg, bar, timings=timings, checkpoint=ckpt)
+                results.append((coords, metrics))
     finally:
         bar.close()
+        for ckpt in run_ckpt.variants if run_ckpt else ():
+            ckpt.close()      # let pending writes finish (idempotent)
     return build_dataset(cfg, results, timings)
+
