@@ -22,7 +22,7 @@ TINY = {"width": 32, "depth": 2, "batch_size": 128}
 def gaussian_config(family, **model):
     return Config.from_dict(dict(
         seeds=2, truth={"kind": "gaussian", "dim": 2, "mean": MEAN.tolist(), "cov": COV.tolist()},
-        model={"family": family, **TINY, **model}, metrics={"names": ["sliced_w2"], "samples": 256},
+        model={"family": family, **TINY, **model}, metrics={"names": ["sliced_w2", "train_loss"], "samples": 256},
         loop={"n": 512, "generations": 2, "regime": "fresh", "real_fraction": 1.0}, run={"progress": False}))
 
 
@@ -162,6 +162,7 @@ def test_loop_stays_on_truth_with_real_data(warm):
     ds = __import__("scl").simulate(cfg, progress=False)
     d = ds["sliced_w2"].values  # [seed, generation]
     assert np.isfinite(d).all() and d.max() < 0.3, d
+    assert np.isfinite(ds["train_loss"].values).all()
 
 
 def _program_outputs(cfg):
@@ -216,3 +217,11 @@ def test_flow_refuses_one_dimensional_truth():
     with pytest.raises(ConfigError) as e:
         Config(truth={"kind": "gaussian", "dim": 1}, model={"family": "flow"}, metrics={"names": ["sliced_w2"]})
     assert str(e.value).startswith("model.family")
+
+
+def test_train_loss_metric_needs_a_neural_family():
+    from scl.metrics import MetricContext, make_metrics
+    cfg = Config.from_dict(dict(metrics={"names": ["train_loss"]}))
+    with pytest.raises(ConfigError) as e:
+        make_metrics(MetricContext(None, None, cfg.metrics, cfg))
+    assert str(e.value).startswith("metrics.names")
