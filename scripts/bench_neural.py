@@ -82,10 +82,10 @@ def bench(family: str, width: int, depth: int, steps: int, configs: int, repeats
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--configs", type=int, default=16)
-    ap.add_argument("--widths", default="64,256,1024")
+    ap.add_argument("--widths", default="64,256,512")
     ap.add_argument("--depth", type=int, default=2)
     ap.add_argument("--families", default="flow,diffusion,flow_matching")
-    ap.add_argument("--flops-per-run", type=float, default=2e10,
+    ap.add_argument("--flops-per-run", type=float, default=1e10,
                     help="steps per timed run are chosen to make about this many FLOPs")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
@@ -104,7 +104,7 @@ def main():
                 truth={"kind": "eight_gaussians"}, metrics={"names": ["sliced_w2"]},
                 model={"family": family, "width": width, "depth": args.depth, **extra})).model, 2)
             per_step = matmul_flops(probe.init(jax.random.PRNGKey(0))) * BATCH * 3 * args.configs
-            steps = int(np.clip(args.flops_per_run / per_step, 5, 500))
+            steps = int(np.clip(args.flops_per_run / per_step, 3, 500))
             v, s, f = bench(family, width, args.depth, steps, args.configs, args.repeats)
             print(f"{family:<14} {width:>5} {steps:>5} {v:>14.0f} {s:>13.0f} {v / s:>6.2f} "
                   f"{f / 1e9:>8.1f} {100 * f / peak:>6.1f}%", flush=True)

@@ -29,7 +29,7 @@ def gaussian_config(family, **model):
 FAMILY_SETTINGS = {
     "flow": {"layers": 4},
     "flow_matching": {"sample_steps": 20},
-    "diffusion": {"sampler": "ddim", "sample_steps": 50, "steps": 1500, "learning_rate": 1e-3},
+    "diffusion": {"sampler": "ddim", "sample_steps": 50, "steps": 1500, "learning_rate": 2e-3, "batch_size": 512},
     "diffusion-long": {"sampler": "ddim", "sample_steps": 50, "steps": 5000, "learning_rate": 1e-3},
 }
 # Diffusion's noise predictor needs the largest budget: a small bias of eps at high noise becomes a
@@ -70,8 +70,8 @@ def _spec(cfg):
     return make(cfg.model, 2)
 
 
-@pytest.mark.parametrize("sampler", ["ancestral", "ddim"])
-def test_diffusion_sampler_exact_noise_predictor(sampler):
+@pytest.mark.parametrize("sampler,schedule", [("ancestral", "linear"), ("ddim", "linear"), ("ddim", "cosine")])
+def test_diffusion_sampler_exact_noise_predictor(sampler, schedule):
     """With the exact noise predictor of N(mu, s^2 I) data the sampler returns N(mu, s^2 I)
     (ancestral on the full chain: a respaced ancestral chain underestimates the variance)."""
     mu, s2 = 1.5, 0.25
@@ -80,10 +80,10 @@ def test_diffusion_sampler_exact_noise_predictor(sampler):
         return jnp.sqrt(1 - a) * (z - jnp.sqrt(a) * mu) / (a * s2 + 1 - a)
 
     T = 1000
-    abars = alpha_bars("linear", T)
-    chain = denoising_chain("linear", T, T if sampler == "ancestral" else 100, sampler)
+    abars = alpha_bars(schedule, T)
+    chain = denoising_chain(schedule, T, T if sampler == "ancestral" else 100, sampler)
     n = 20000
-    z = np.asarray(jax.jit(lambda k: denoise(eps, k, n, 2, chain))(jax.random.PRNGKey(0)))
+    z = np.asarray(jax.jit(lambda k: denoise(eps, k, n, 2, chain, clip=5.0))(jax.random.PRNGKey(0)))
     se_mean = np.sqrt(s2 / n)
     se_var = s2 * np.sqrt(2 / (n - 1))
     assert np.abs(z.mean(0) - mu).max() < 4 * se_mean
@@ -174,11 +174,11 @@ def _program_outputs(cfg):
 
 
 def test_config_slicing_matches_single_vmap_gaussian():
-    """Engine-level: slices of 4 over 7 x 3 configurations (with a remainder) give the same bits."""
-    cfg = Config.from_dict(dict(seeds=3, loop={"n": 20, "generations": 4, "regime": "fresh", "real_fraction": 0.0},
-                                metrics={"names": ["w2", "sliced_w2"], "samples": 64},
-                                sweep={"loop.real_fraction": [0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0]},
-                                run={"chunk_size": 4, "progress": False}))
+    """Engine-level: slices of 4 over 5 x 2 configurations (with a remainder) give the same bits."""
+    cfg = Config.from_dict(dict(seeds=2, loop={"n": 20, "generations": 2, "regime": "fresh", "real_fraction": 0.0},
+                                metrics={"names": ["mean_sqerr"]},
+                                sweep={"loop.real_fraction": [0.0, 0.2, 0.5, 0.7, 1.0]},
+                                run={"chunk_size": 2, "progress": False}))
     a = _program_outputs(cfg)
     b = _program_outputs(cfg.set("run.config_batch_size", 4))
     for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):

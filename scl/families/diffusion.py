@@ -15,7 +15,7 @@ eta = 1 ("ancestral": the DDPM posterior on the respaced chain), eta = 0 ("ddim"
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Optional
 
 import jax
 import jax.numpy as jnp
@@ -38,11 +38,16 @@ class DiffusionModel(NeuralOptions):
     timesteps: int = static(1000, "T, training noise levels")
     sampler: Literal["ancestral", "ddim"] = static("ancestral", "ancestral (eta = 1) or deterministic DDIM (eta = 0)")
     sample_steps: int = static(100, "denoising steps when sampling (<= timesteps)")
+    clip_denoised: Optional[float] = static(
+        5.0, "clip the predicted clean point z0_hat to [-c, c] in standardised units (null: off); "
+             "guards the noisiest steps, where eps errors are amplified by 1 / sqrt(abar)")
 
     def validate(self, path):
         super().validate(path)
         if self.timesteps < 2:
             raise ConfigError(f"{path}.timesteps", f"must be >= 2, got {self.timesteps}")
+        if self.clip_denoised is not None and self.clip_denoised <= 0:
+            raise ConfigError(f"{path}.clip_denoised", f"must be > 0 or null, got {self.clip_denoised}")
         if not 1 <= self.sample_steps <= self.timesteps:
             raise ConfigError(f"{path}.sample_steps", f"must be in [1, timesteps={self.timesteps}], got {self.sample_steps}")
 
@@ -78,14 +83,18 @@ def denoising_chain(schedule: str, T: int, steps: int, sampler: str) -> tuple:
                   np.sqrt(np.clip(1 - a_next - sigma ** 2, 0.0, None)), sigma))
 
 
-def denoise(eps_fn, key, n: int, dim: int, chain: tuple):
-    """Draw z [n, dim] by running the chain from N(0, I) with noise predictor eps_fn(z, t/T [n])."""
+def denoise(eps_fn, key, n: int, dim: int, chain: tuple, clip: float | None = None):
+    """Draw z [n, dim] by running the chain from N(0, I) with noise predictor eps_fn(z, t/T [n]);
+    ``clip``: clip z0_hat to [-clip, clip] (eps is then recomputed from it, as DDIM does)."""
     k0, kn = jax.random.split(key)
 
     def step(z, inputs):
         t, ra, r1a, ra_next, r1a_next, sig, k = inputs
         eps = eps_fn(z, jnp.full((n,), t))
         z0 = (z - r1a * eps) / ra
+        if clip is not None:
+            z0 = jnp.clip(z0, -clip, clip)
+            eps = (z - ra * z0) / r1a
         return ra_next * z0 + r1a_next * eps + sig * jax.random.normal(k, z.shape), None
 
     keys = jax.random.split(kn, chain[0].shape[0])
@@ -110,7 +119,7 @@ def diffusion_spec(o: DiffusionModel, dim: int) -> NeuralSpec:
         return jnp.mean(jnp.sum((net.apply(params, zt, t / T) - eps) ** 2, -1))
 
     def sample(params, key, n):
-        return denoise(lambda z, t: net.apply(params, z, t), key, n, dim, chain)
+        return denoise(lambda z, t: net.apply(params, z, t), key, n, dim, chain, o.clip_denoised)
 
     return NeuralSpec(init, loss, sample)
 
