@@ -1,6 +1,6 @@
 """Throughput of the neural families: vmapped sweep versus the same configurations one by one.
 
-    PYTHONPATH=. python scripts/bench_neural.py [--configs 16] [--widths 64,256,1024]
+    PYTHONPATH=. python scripts/bench_neural.py [--configs 16] [--widths 16,64,256]
 
 1. Measures the device's dense matmul peak (a large float32 ``jnp.dot``; FLOP/s = 2 n^3 / time).
 2. For each family and network width: trains ``--configs`` configurations (distinct keys and
@@ -44,7 +44,7 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
-def matmul_peak(n: int, repeats: int = 5) -> float:
+def matmul_peak(n: int, repeats: int = 8) -> float:
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
     b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
     dot = jax.jit(jnp.dot)
@@ -82,7 +82,7 @@ def bench(family: str, width: int, depth: int, steps: int, configs: int, repeats
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--configs", type=int, default=16)
-    ap.add_argument("--widths", default="64,256,512")
+    ap.add_argument("--widths", default="16,64,256")
     ap.add_argument("--depth", type=int, default=2)
     ap.add_argument("--families", default="flow,diffusion,flow_matching")
     ap.add_argument("--flops-per-run", type=float, default=1e10,
@@ -90,10 +90,11 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     device = jax.devices()[0]
-    n = 2048 if device.platform == "cpu" else 8192
+    n = 3072 if device.platform == "cpu" else 8192
     peak = matmul_peak(n)
+    rows = []
     print(f"device: {device.platform} ({device.device_kind}), {jax.device_count()} device(s)")
-    print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s (float32 {n}x{n} jnp.dot)")
+    print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s (float32 {n}x{n} jnp.dot; re-measured at the end)")
     print(f"{args.configs} configurations, batch {BATCH}, depth {args.depth}")
     print(f"{'family':<14} {'width':>5} {'steps':>5} {'vmap st*cfg/s':>14} {'seq st*cfg/s':>13} "
           f"{'ratio':>6} {'GFLOP/s':>8} {'% peak':>7}")
@@ -104,10 +105,16 @@ def main():
                 truth={"kind": "eight_gaussians"}, metrics={"names": ["sliced_w2"]},
                 model={"family": family, "width": width, "depth": args.depth, **extra})).model, 2)
             per_step = matmul_flops(probe.init(jax.random.PRNGKey(0))) * BATCH * 3 * args.configs
-            steps = int(np.clip(args.flops_per_run / per_step, 3, 500))
+            steps = int(np.clip(args.flops_per_run / per_step, 20, 500))
             v, s, f = bench(family, width, args.depth, steps, args.configs, args.repeats)
+            rows.append((family, width, f))
             print(f"{family:<14} {width:>5} {steps:>5} {v:>14.0f} {s:>13.0f} {v / s:>6.2f} "
                   f"{f / 1e9:>8.1f} {100 * f / peak:>6.1f}%", flush=True)
+    # A busy machine depresses a single peak measurement: take the best of before and after.
+    peak = max(peak, matmul_peak(n))
+    print(f"matmul peak (best of start and end): {peak / 1e9:.1f} GFLOP/s; % of it:")
+    for family, width, f in rows:
+        print(f"  {family:<14} width {width:>5}: {100 * f / peak:5.1f}%")
 
 
 if __name__ == "__main__":
