@@ -270,10 +270,15 @@ class MetricsConfig:
 class RunConfig:
     chunk_size: int = static(10, "generations per compiled chunk (progress/checkpoint granularity)")
     progress: bool = static(True, "show a progress bar")
+    config_batch_size: Optional[int] = static(
+        None, "configurations computed at once (lax.map over slices of a vmap; same results); "
+              "default: the whole grid in one vmap")
 
     def validate(self, path):
         if self.chunk_size < 1:
             raise ConfigError(_join(path, "chunk_size"), f"must be >= 1, got {self.chunk_size}")
+        if self.config_batch_size is not None and self.config_batch_size < 1:
+            raise ConfigError(_join(path, "config_batch_size"), f"must be >= 1, got {self.config_batch_size}")
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,14 @@ class Program(NamedTuple):
     generations: int
 
 
+def over_configs(fn: Callable, batch_size: int | None) -> Callable:
+    """``fn`` mapped over the leading (configuration) axis of every argument: one vmap, or with
+    ``batch_size`` a ``lax.map`` over slices of that many configurations (less memory)."""
+    if not batch_size:
+        return jax.vmap(fn)
+    return lambda *args: jax.lax.map(lambda a: fn(*a), args, batch_size=batch_size)
+
+
 _PROGRAMS: dict = {}
 
 
@@ -118,11 +126,14 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
         model = family.fit(k["fit"], state.model, x, w, knobs["model"])
         return LoopState(model, mix_state), measure(k["metrics"], model, knobs)
 
-    vstep = jax.vmap(step, in_axes=(0, 0, 0, None))
+    batch = cfg.run.config_batch_size
+
+    def vstep(states, keys, knobs, t):
+        return over_configs(lambda s, k, kn: step(s, k, kn, t), batch)(states, keys, knobs)
 
     @jax.jit
     def init(root_keys, knobs):
-        return jax.vmap(init_one)(root_keys, knobs)
+        return over_configs(init_one, batch)(root_keys, knobs)
 
     @jax.jit
     def chunk(states, root_keys, knobs, t0):

@@ -1,0 +1,163 @@
+"""Shared machinery of the neural families (flow, diffusion, flow matching): options, training.
+
+A neural family is a :class:`NeuralSpec` (how to initialise, score and sample one network, in
+*standardised* coordinates z = (x - shift) / scale) turned into a :class:`~scl.families.Family`
+by :func:`neural_family`. Every generation trains a fixed number of optimiser steps (static) on
+minibatches of ``batch_size`` rows drawn with replacement from the weighted training buffer
+(row i with probability w_i / sum w), so absent rows (w = 0) are never seen. Everything is pure
+and vmappable: the learning rate and gradient clip are knobs (arrays), the step count is static.
+
+Optimiser: Adam moments (``optax.scale_by_adam``), update = -learning_rate * clip(grad) moments;
+the learning rate is applied outside optax so it can be a vmapped knob.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from scl.config import ConfigError, check_range, knob, static
+from scl.families.base import Family
+
+tree_map = jax.tree_util.tree_map
+
+
+@dataclass(frozen=True)
+class NeuralOptions:
+    """Settings shared by every neural family (``model:`` section)."""
+
+    width: int = static(128, "hidden units per layer")
+    depth: int = static(3, "hidden layers per network")
+    steps: int = static(300, "optimiser steps per generation when fine-tuning (warm_start: true)")
+    init_steps: Optional[int] = static(
+        None, "optimiser steps for a network trained from a fresh init (generation 0, and every "
+              "generation when warm_start is false); default: steps")
+    batch_size: int = static(256, "rows per minibatch, drawn with probability proportional to w")
+    warm_start: bool = static(
+        True, "true: fine-tune the previous generation's network and Adam state; false: retrain "
+              "from a fresh init every generation")
+    learning_rate: float = knob(1e-3, "Adam step size")
+    grad_clip: float = knob(1.0, "clip gradients to this global norm")
+
+    def validate(self, path):
+        for name in ("width", "depth", "steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{path}.{name}", f"must be >= 1, got {getattr(self, name)}")
+        if self.init_steps is not None and self.init_steps < 1:
+            raise ConfigError(f"{path}.init_steps", f"must be >= 1, got {self.init_steps}")
+        check_range(f"{path}.learning_rate", self.learning_rate, 0.0, lo_open=True)
+        check_range(f"{path}.grad_clip", self.grad_clip, 0.0, lo_open=True)
+
+    def knob_values(self) -> dict:
+        return {"learning_rate": self.learning_rate, "grad_clip": self.grad_clip}
+
+    @property
+    def fresh_steps(self) -> int:
+        return self.init_steps or self.steps
+
+
+def truth_dim(cfg) -> int:
+    """Dimension of the configured truth (its options' ``dim``; 2 for the 2-D toys)."""
+    return int(getattr(cfg.truth, "dim", 2))
+
+
+class NeuralSpec(NamedTuple):
+    """One network, in standardised coordinates z.
+
+    init(key) -> params
+    loss(params, key, z [B, d]) -> scalar training loss
+    sample(params, key, n) -> z [n, d]
+    log_prob(params, z [n, d]) -> [n]     optional exact log-density
+    """
+
+    init: Callable
+    loss: Callable
+    sample: Callable
+    log_prob: Optional[Callable] = None
+
+
+class NeuralState(NamedTuple):
+    params: Any          # flax parameter pytree
+    opt_state: Any       # Adam moments and step count
+    shift: jax.Array     # [d] weighted mean of the data the network was initialised on
+    scale: jax.Array     # [d] weighted std of that data (z = (x - shift) / scale)
+    loss: jax.Array      # scalar: mean training loss over the last quarter of the latest steps
+
+
+OPTIMISER = optax.scale_by_adam()
+
+
+def standardisation(x, w):
+    """Weighted mean [d] and standard deviation [d] of rows x [N, d] with weights w [N]."""
+    total = jnp.sum(w)
+    shift = jnp.sum(w[:, None] * x, 0) / total
+    var = jnp.sum(w[:, None] * (x - shift) ** 2, 0) / total
+    return shift, jnp.sqrt(jnp.maximum(var, 1e-12))
+
+
+def train(spec: NeuralSpec, key, params, opt_state, z, w, knobs, steps: int, batch_size: int):
+    """``steps`` Adam steps on minibatches of z [N, d] drawn ∝ w [N].
+
+    Returns (params, opt_state, losses [steps]).
+    """
+    n = z.shape[0]
+    p = w / jnp.sum(w)
+
+    def one(carry, k):
+        params, opt_state = carry
+        k_rows, k_loss = jax.random.split(k)
+        idx = jax.random.choice(k_rows, n, (batch_size,), replace=True, p=p)
+        loss, grads = jax.value_and_grad(spec.loss)(params, k_loss, z[idx])
+        norm = optax.global_norm(grads)
+        factor = jnp.minimum(1.0, knobs["grad_clip"] / jnp.maximum(norm, 1e-12))
+        updates, opt_state = OPTIMISER.update(tree_map(lambda g: g * factor, grads), opt_state, params)
+        params = optax.apply_updates(params, tree_map(lambda u: -knobs["learning_rate"] * u, updates))
+        return (params, opt_state), loss
+
+    (params, opt_state), losses = jax.lax.scan(one, (params, opt_state), jax.random.split(key, steps))
+    return params, opt_state, losses
+
+
+def fresh_fit(spec: NeuralSpec, o: NeuralOptions, key, x, w, knobs, steps: int | None = None):
+    """A network trained from a fresh init on x [N, d], w [N]. Returns (NeuralState, losses [steps])."""
+    steps = steps or o.fresh_steps
+    shift, scale = standardisation(x, w)
+    k_init, k_train = jax.random.split(key)
+    params = spec.init(k_init)
+    return continue_fit(spec, o, k_train, NeuralState(params, OPTIMISER.init(params), shift, scale,
+                                                      jnp.float32(0.0)), x, w, knobs, steps)
+
+
+def continue_fit(spec: NeuralSpec, o: NeuralOptions, key, state: NeuralState, x, w, knobs, steps: int):
+    """Fine-tune ``state`` for ``steps`` more steps on x, w. Returns (NeuralState, losses [steps])."""
+    z = (x - state.shift) / state.scale
+    params, opt_state, losses = train(spec, key, state.params, state.opt_state, z, w, knobs,
+                                      steps, o.batch_size)
+    tail = jnp.mean(losses[-max(1, steps // 4):])
+    return NeuralState(params, opt_state, state.shift, state.scale, tail), losses
+
+
+def neural_family(spec: NeuralSpec, o: NeuralOptions) -> Family:
+    """The :class:`Family` of a spec: init trains from scratch; fit warm-starts or re-inits."""
+
+    def init(key, x, w, knobs):
+        return fresh_fit(spec, o, key, x, w, knobs)[0]
+
+    def fit(key, state, x, w, knobs):
+        if o.warm_start:
+            return continue_fit(spec, o, key, state, x, w, knobs, o.steps)[0]
+        return init(key, x, w, knobs)
+
+    def sample(key, state, n, knobs):
+        return state.shift + state.scale * spec.sample(state.params, key, n)
+
+    log_prob = None
+    if spec.log_prob is not None:
+        def log_prob(state, x):
+            z = (x - state.shift) / state.scale
+            return spec.log_prob(state.params, z) - jnp.sum(jnp.log(state.scale))
+
+    return Family(init=init, fit=fit, sample=sample, log_prob=log_prob)
