@@ -1,5 +1,5 @@
 """Model families. ``make_family(cfg.model, source)`` returns a :class:`Family`."""
-from scl.families import gaussian  # noqa: F401  (registers)
+from scl.families import categorical, gaussian, kde, mixture, regression  # noqa: F401  (registers)
 from scl.families.base import Family
 from scl.registry import FAMILIES
 

@@ -1,0 +1,37 @@
+"""Helpers shared by families whose training sets are weighted rows in fixed-capacity buffers."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from scl.errors import ConfigError
+
+
+def pick_rows(key, w, n: int):
+    """[n] int indices drawn i.i.d. with probability proportional to the weights w [N] >= 0.
+
+    Inverse-CDF sampling (cumsum + searchsorted): O(N + n log N), so a large, mostly empty
+    accumulate buffer costs no more than one pass over it. Zero-weight rows are never picked.
+    """
+    cdf = jnp.cumsum(w)
+    u = jax.random.uniform(key, (n,)) * cdf[-1]
+    idx = jnp.searchsorted(cdf, u, side="right")
+    return jnp.clip(idx, 0, w.shape[0] - 1)
+
+
+def effective_size(w):
+    """Kish effective sample size (sum w)^2 / sum w^2; the row count for 0/1 weights."""
+    return jnp.sum(w) ** 2 / jnp.maximum(jnp.sum(w ** 2), 1e-30)
+
+
+def truth_rows(truth) -> str:
+    """What a truth's rows are: 'vector' ([n, dim]), 'categorical' or 'regression'."""
+    return getattr(truth, "rows", "vector")
+
+
+def require_rows(cfg, wanted: str, family: str):
+    """ConfigError naming ``truth.kind`` unless the truth's rows are of the kind ``family`` fits."""
+    got = truth_rows(cfg.truth)
+    if got != wanted:
+        raise ConfigError("truth.kind", f"model.family {family!r} needs a truth with {wanted} rows; "
+                          f"{cfg.truth.name!r} has {got} rows")
