@@ -13,6 +13,7 @@ import numpy as np
 
 from scl.config import ConfigError, static
 from scl.data.source import Source
+from scl.families.weighted import inverse_cdf
 from scl.registry import register_source
 
 
@@ -23,8 +24,7 @@ def categorical_source(probs: np.ndarray) -> Source:
     logp = jnp.log(p)
 
     def sample(key, n):
-        u = jax.random.uniform(key, (n,)) * cdf[-1]
-        return jnp.clip(jnp.searchsorted(cdf, u, side="right"), 0, p.shape[0] - 1).astype(jnp.int32)
+        return inverse_cdf(cdf, jax.random.uniform(key, (n,))).astype(jnp.int32)
 
     def log_prob(x):
         return logp[x]

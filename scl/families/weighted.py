@@ -13,10 +13,18 @@ def pick_rows(key, w, n: int):
     Inverse-CDF sampling (cumsum + searchsorted): O(N + n log N), so a large, mostly empty
     accumulate buffer costs no more than one pass over it. Zero-weight rows are never picked.
     """
-    cdf = jnp.cumsum(w)
-    u = jax.random.uniform(key, (n,)) * cdf[-1]
-    idx = jnp.searchsorted(cdf, u, side="right")
-    return jnp.clip(idx, 0, w.shape[0] - 1)
+    return inverse_cdf(jnp.cumsum(w), jax.random.uniform(key, (n,)))
+
+
+def inverse_cdf(cdf, u):
+    """[n] indices i with cdf[i-1] <= u * total < cdf[i] for an unnormalised cdf [N], u [n] in [0, 1).
+
+    u * total can round up to total in float32; it is capped just below it, so a zero-weight row
+    at the end of the buffer can never be returned.
+    """
+    total = cdf[-1]
+    v = jnp.minimum(u * total, jnp.nextafter(total, jnp.zeros_like(total)))
+    return jnp.clip(jnp.searchsorted(cdf, v, side="right"), 0, cdf.shape[0] - 1)
 
 
 def effective_size(w):
