@@ -41,41 +41,41 @@ def make_config(regime: str, bandwidths, seeds: int, generations: int, n: int):
         "run": {"chunk_size": 25, "progress": False}})
 
 
-def run_scl(cfg):
-    """Whole loop for every (bandwidth, seed) in one program; returns final model states."""
+def time_scl(cfg, repeats: int = 2):
+    """(compile s, run s, final model states): the program is built once; compile time is the
+    first call's time minus the best of ``repeats`` later calls (same compiled program)."""
     program = build_program(cfg)
     keys, knobs = flat_inputs(cfg)
-    states, _ = program.init(keys, knobs)
-    for t0 in range(1, cfg.loop.generations + 1, program.chunk_size):
-        states, _ = program.chunk(states, keys, knobs, t0)
-    jax.block_until_ready(states)
-    return states.model
 
+    def run():
+        states, _ = program.init(keys, knobs)
+        for t0 in range(1, cfg.loop.generations + 1, program.chunk_size):
+            states, _ = program.chunk(states, keys, knobs, t0)
+        return jax.block_until_ready(states).model
 
-def time_scl(cfg):
     t = time.perf_counter()
-    run_scl(cfg)
+    run()
     first = time.perf_counter() - t
     runs = []
-    for _ in range(2):
+    for _ in range(repeats):
         t = time.perf_counter()
-        final = run_scl(cfg)
+        final = run()
         runs.append(time.perf_counter() - t)
-    run = min(runs)
-    return first - run, run, final
+    return first - min(runs), min(runs), final
 
 
-def moons_numpy(n, rng):
-    """n rows of scikit-learn's make_moons (the same law as scl's ``moons`` truth)."""
-    from sklearn.datasets import make_moons
-    return make_moons(n, noise=0.1, random_state=int(rng.integers(2 ** 31)))[0]
+def moons_numpy(n, seed):
+    """n rows [n, 2] float64 from scl's ``moons`` truth (random angles, as in the scl loop)."""
+    from scl.data import make_source
+    from scl.data.toys import Moons
+    return np.asarray(make_source(Moons(noise=0.1)).sample(jax.random.PRNGKey(seed), n), np.float64)
 
 
 def sklearn_loop(regime: str, h: float, seed: int, generations: int, n: int, checkpoints=()):
     """One configuration as a plain scikit-learn loop. Returns (final KDE, {G: elapsed s})."""
     from sklearn.neighbors import KernelDensity
     rng = np.random.default_rng(seed)
-    real = moons_numpy(n, rng)
+    real = moons_numpy(n, 1000 + seed)
     pool, train = real, real
     marks, t0 = {}, time.perf_counter()
     kde = KernelDensity(bandwidth=h).fit(train)
@@ -106,7 +106,7 @@ def main():
     args = ap.parse_args()
     G, n, S, H = args.generations, args.n, args.seeds, args.bandwidths
     sk_seeds = min(args.sklearn_seeds or S, S)
-    y_test = jnp.asarray(moons_numpy(1000, np.random.default_rng(12345)), jnp.float32)
+    y_test = jnp.asarray(moons_numpy(1000, 12345), jnp.float32)
     print(f"KDE on two moons: {len(H)} bandwidths x {S} seeds x {G} generations x n = {n}; "
           f"jax {jax.__version__} on {jax.devices()[0].platform}")
     if sk_seeds < S:
@@ -129,7 +129,7 @@ def main():
         total_scl += run_s
         total_sk += sk_total
         rows.append((regime, compile_s, run_s, sk_total, nll_scl, nll_sk))
-        print(f"{regime:22s} scl compile {compile_s:6.2f} s  run {run_s:7.3f} s | sklearn "
+        print(f"{regime:22s} scl compile {compile_s:6.2f} s  run {run_s:8.4f} s | sklearn "
               f"{sk_total:8.1f} s{' (extrapolated)' if sk_seeds < S else ''} | speedup {sk_total / run_s:7.0f}x")
         for i, h in enumerate(H):
             print(f"    h = {h:<5g} median final held-out NLL: scl {np.median(nll_scl[i]):7.3f}   "
@@ -139,13 +139,13 @@ def main():
 
     if args.growth:
         print("\nRun time versus number of generations G (after compilation; accumulate's buffer holds n + G n rows):")
-        print(f"{'regime':22s}" + "".join(f"{'G=' + str(g):>18s}" for g in args.growth))
+        print(f"{'regime':22s}" + "".join(f"{'G=' + str(g):>24s}" for g in args.growth))
         for regime in args.regimes:
             cells = []
             for g in args.growth:
                 _, run_s, _ = time_scl(make_config(regime, H, S, g, n))
-                cells.append(f"{run_s:8.3f}s ({1e3 * run_s / g:5.2f}ms/g)")
-            print(f"{regime:22s}" + "".join(f"{c:>18s}" for c in cells))
+                cells.append(f"{run_s:8.4f}s ({1e3 * run_s / g:6.3f}ms/g)")
+            print(f"{regime:22s}" + "".join(f"{c:>24s}" for c in cells))
         if "accumulate" in args.regimes:
             cp = tuple(g for g in args.growth if g <= G)
             _, marks = sklearn_loop("accumulate", H[0], 0, max(cp), n, checkpoints=cp)

@@ -13,14 +13,14 @@ import numpy as np
 
 from scl.config import ConfigError, static
 from scl.data.source import Source
-from scl.families.weighted import inverse_cdf
+from scl.families.weighted import inverse_cdf, weights_cdf
 from scl.registry import register_source
 
 
 def categorical_source(probs: np.ndarray) -> Source:
     """Source drawing int category indices from ``probs`` [k] (inverse CDF, exact)."""
     p = jnp.asarray(probs, jnp.float32)
-    cdf = jnp.cumsum(p)
+    cdf = weights_cdf(p)
     logp = jnp.log(p)
 
     def sample(key, n):

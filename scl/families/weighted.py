@@ -13,7 +13,17 @@ def pick_rows(key, w, n: int):
     Inverse-CDF sampling (cumsum + searchsorted): O(N + n log N), so a large, mostly empty
     accumulate buffer costs no more than one pass over it. Zero-weight rows are never picked.
     """
-    return inverse_cdf(jnp.cumsum(w), jax.random.uniform(key, (n,)))
+    return inverse_cdf(weights_cdf(w), jax.random.uniform(key, (n,)))
+
+
+def weights_cdf(w):
+    """[N] unnormalised cdf of weights w [N] >= 0 in which a zero-weight row repeats its
+    predecessor's value exactly (-inf before the first positive row).
+
+    XLA's cumsum is a parallel scan whose rounding differs from index to index, so cumsum alone can
+    step up at a zero weight and let a draw land on an empty row; a running max is exact.
+    """
+    return jax.lax.cummax(jnp.where(w > 0, jnp.cumsum(w), -jnp.inf))
 
 
 def inverse_cdf(cdf, u):
@@ -22,7 +32,7 @@ def inverse_cdf(cdf, u):
     u * total can round up to total in float32; it is capped just below it, so a zero-weight row
     at the end of the buffer can never be returned.
     """
-    total = cdf[-1]
+    total = jnp.max(cdf)
     v = jnp.minimum(u * total, jnp.nextafter(total, jnp.zeros_like(total)))
     return jnp.clip(jnp.searchsorted(cdf, v, side="right"), 0, cdf.shape[0] - 1)
 
