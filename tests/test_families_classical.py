@@ -88,6 +88,20 @@ def test_inverse_cdf_never_returns_a_trailing_empty_row():
     np.testing.assert_array_equal(np.asarray(inverse_cdf(cdf, u)), [0, 1, 1, 0])
 
 
+def test_pick_rows_two_level_frequencies():
+    """Blocked inverse-CDF sampling: frequencies = w / sum w within 4 SE, zero rows never drawn."""
+    from scl.families.weighted import pick_rows
+    rng = np.random.default_rng(0)
+    w = rng.uniform(size=1000) * (rng.uniform(size=1000) < 0.3)
+    w[700:] = 0.0
+    draws = 1_000_000
+    idx = np.asarray(pick_rows(jax.random.PRNGKey(1), jnp.asarray(w, jnp.float32), draws))
+    freq = np.bincount(idx, minlength=1000) / draws
+    p = w / w.sum()
+    assert freq[w == 0].sum() == 0
+    assert np.all(np.abs(freq - p) <= 4 * np.sqrt(p * (1 - p) / draws) + 1e-12)
+
+
 def test_temperature_and_smoothing():
     """fit: (c + alpha)/(N + k alpha); sample frequencies proportional to p^(1/tau)."""
     from scl.data import make_source

@@ -7,23 +7,37 @@ import jax.numpy as jnp
 from scl.errors import ConfigError
 
 
-def pick_rows(key, w, n: int):
+def pick_rows(key, w, n: int, block: int = 16):
     """[n] int indices drawn i.i.d. with probability proportional to the weights w [N] >= 0.
 
-    Inverse-CDF sampling (cumsum + searchsorted): O(N + n log N), so a large, mostly empty
-    accumulate buffer costs no more than one pass over it. Zero-weight rows are never picked.
+    Two-level inverse-CDF sampling: the cdf over blocks of ``block`` rows picks a block, then the
+    cdf inside the n chosen blocks picks the row. Work O(N + N/block + n block) with no cumulative
+    sum over all N rows (slow on CPU), so a large, mostly empty accumulate buffer costs one
+    reduction over it. Zero-weight rows are never picked.
     """
-    return inverse_cdf(weights_cdf(w), jax.random.uniform(key, (n,)))
+    N = w.shape[0]
+    if N <= 4 * block:
+        return inverse_cdf(weights_cdf(w), jax.random.uniform(key, (n,)))
+    blocks = -(-N // block)
+    wb = jnp.pad(w, (0, blocks * block - N)).reshape(blocks, block)
+    outer = weights_cdf(jnp.sum(wb, 1))                                   # [blocks]
+    ku, kv = jax.random.split(key)
+    b = inverse_cdf(outer, jax.random.uniform(ku, (n,)))                  # [n] block of each draw
+    inner = jax.vmap(weights_cdf)(wb[b])                                  # [n, block]
+    r = jax.vmap(inverse_cdf)(inner, jax.random.uniform(kv, (n,)))        # [n] row inside the block
+    return jnp.minimum(b * block + r, N - 1)
 
 
 def weights_cdf(w):
     """[N] unnormalised cdf of weights w [N] >= 0 in which a zero-weight row repeats its
     predecessor's value exactly (-inf before the first positive row).
 
-    XLA's cumsum is a parallel scan whose rounding differs from index to index, so cumsum alone can
+    A parallel prefix sum rounds differently from index to index, so cumsum alone can
     step up at a zero weight and let a draw land on an empty row; a running max is exact.
     """
-    return jax.lax.cummax(jnp.where(w > 0, jnp.cumsum(w), -jnp.inf))
+    axis = w.ndim - 1
+    cdf = jax.lax.associative_scan(jnp.add, w, axis=axis)   # log-depth scan: faster than cumsum on CPU
+    return jax.lax.associative_scan(jnp.maximum, jnp.where(w > 0, cdf, -jnp.inf), axis=axis)
 
 
 def inverse_cdf(cdf, u):
