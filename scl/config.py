@@ -251,6 +251,8 @@ class MetricsConfig:
     projections: int = static(64, "random directions for sliced Wasserstein")
     mmd_bandwidth: float = static(1.0, "Gaussian-kernel bandwidth for mmd")
     sinkhorn_epsilon: float = static(0.05, "entropic regularisation for sinkhorn (ott-jax)")
+    mode_share: float = static(0.02, "modes_covered: a true mode counts when it holds at least this "
+                               "share of the model's samples")
 
     def validate(self, path):
         if self.samples < 2:
@@ -259,6 +261,7 @@ class MetricsConfig:
             raise ConfigError(_join(path, "projections"), f"must be >= 1, got {self.projections}")
         check_range(_join(path, "mmd_bandwidth"), self.mmd_bandwidth, 0.0, lo_open=True)
         check_range(_join(path, "sinkhorn_epsilon"), self.sinkhorn_epsilon, 0.0, lo_open=True)
+        check_range(_join(path, "mode_share"), self.mode_share, 0.0, 1.0, lo_open=True)
         registry.load_builtin()
         for i, name in enumerate(self.names):
             if name not in registry.METRICS:

@@ -16,7 +16,9 @@ Conventions (also in the README):
   accumulate_subsample  n rows drawn uniformly without replacement from the accumulate pool.
 
 Shapes are fixed: variable counts are 0/1 row weights in fixed-capacity buffers, so every regime
-vmaps over its knobs. Rows may be arrays [N, d] or pytrees of arrays with leading axis N.
+vmaps over its knobs. ``init`` returns generation 0's training set in the same shape as ``mix``
+does (real rows first, zero-weight padding after), so a family whose state stores its training
+rows (a KDE) keeps one state shape across generations. Rows may be arrays [N, d] or pytrees of arrays with leading axis N.
 """
 from __future__ import annotations
 
@@ -71,18 +73,24 @@ def replace(n: int) -> Mixer:
 
 
 def fresh(n: int) -> Mixer:
+    def init(key, real):
+        pad = tree_map(jnp.zeros_like, real)
+        return (), _concat(real, pad), jnp.concatenate([_ones(real), jnp.zeros((n,), jnp.float32)])
+
     def mix(key, state, fresh_real, syn, knobs, t):
         k = jnp.round(knobs["real_fraction"] * n)
         w = jnp.concatenate([_first(k, n), _first(n - k, n)])
         return state, _concat(fresh_real, syn), w
-    return Mixer(_plain_init, mix, n, n)
+    return Mixer(init, mix, n, n)
 
 
 def fixed_real(n: int, lam_max: float) -> Mixer:
     capacity = max(1, int(math.ceil(lam_max * n - 1e-9)))
 
     def init(key, real):
-        return real, real, _ones(real)
+        pad = tree_map(lambda r: jnp.zeros((capacity,) + r.shape[1:], r.dtype), real)
+        w = jnp.concatenate([_ones(real), jnp.zeros((capacity,), jnp.float32)])
+        return real, _concat(real, pad), w
 
     def mix(key, real, fresh_real, syn, knobs, t):
         k = jnp.round(knobs["lam"] * n)
@@ -96,12 +104,15 @@ class Pool(NamedTuple):
     w: jax.Array   # [capacity] 1 where a row has been written
 
 
-def _pool_init(n: int, m: int, generations: int):
+def _pool_init(n: int, m: int, generations: int, padded: bool):
+    """Pool of capacity n + generations * m; ``padded``: init returns the whole pool as x."""
     capacity = n + generations * m
 
     def init(key, real):
         x = tree_map(lambda r: jnp.zeros((capacity,) + r.shape[1:], r.dtype).at[:n].set(r), real)
         w = _first(n, capacity)
+        if padded:
+            return Pool(x, w), x, w
         return Pool(x, w), real, _ones(real)
 
     def add(pool, syn, t):
@@ -115,7 +126,7 @@ def _pool_init(n: int, m: int, generations: int):
 
 
 def accumulate(n: int, m: int, generations: int) -> Mixer:
-    init, add = _pool_init(n, m, generations)
+    init, add = _pool_init(n, m, generations, padded=True)
 
     def mix(key, pool, fresh_real, syn, knobs, t):
         pool = add(pool, syn, t)
@@ -124,7 +135,7 @@ def accumulate(n: int, m: int, generations: int) -> Mixer:
 
 
 def accumulate_subsample(n: int, m: int, generations: int) -> Mixer:
-    init, add = _pool_init(n, m, generations)
+    init, add = _pool_init(n, m, generations, padded=False)
 
     def mix(key, pool, fresh_real, syn, knobs, t):
         pool = add(pool, syn, t)

@@ -1,5 +1,5 @@
 """Truth sources. ``make_source(cfg.truth)`` returns a :class:`Source`."""
-from scl.data import gaussian, toys  # noqa: F401  (registers the built-in sources)
+from scl.data import categorical, gaussian, regression, toys  # noqa: F401  (registers the built-in sources)
 from scl.data.source import Source
 from scl.registry import SOURCES
 

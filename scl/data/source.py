@@ -15,6 +15,9 @@ class Source(NamedTuple):
         of separated modes (8 Gaussians, moons, circles); None otherwise.
     num_modes: number of such modes (0 if none).
     log_prob(x [n, dim]) -> [n]: exact log-density where known.
+    params: known parameters of a truth whose rows are not plain vectors (dim = 0): categorical
+        {"probs": [k]} (rows: int category indices [n]); linear regression {"weights": [d],
+        "design_cov": [d, d], "noise": float} (rows: {"x": [n, d], "y": [n]}).
     """
 
     sample: Callable[[jax.Array, int], jax.Array]
@@ -23,3 +26,4 @@ class Source(NamedTuple):
     assign: Optional[Callable] = None
     num_modes: int = 0
     log_prob: Optional[Callable] = None
+    params: Optional[dict] = None

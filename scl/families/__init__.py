@@ -1,5 +1,5 @@
 """Model families. ``make_family(cfg.model, source)`` returns a :class:`Family`."""
-from scl.families import diffusion, flow, flow_matching, gaussian  # noqa: F401  (registers)
+from scl.families import categorical, diffusion, flow, flow_matching, gaussian, kde, mixture, regression  # noqa: F401,E501  (registers)
 from scl.families.base import Family
 from scl.registry import FAMILIES
 

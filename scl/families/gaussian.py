@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from scl.config import ConfigError, check_range, knob, static
 from scl.families.base import Family
+from scl.families.weighted import require_rows
 from scl.registry import register_family
 
 
@@ -31,6 +32,7 @@ class GaussianModel:
         return {"sampling_bias": self.sampling_bias}
 
     def check(self, cfg):
+        require_rows(cfg, "vector", self.name)
         d = cfg.truth.dim if hasattr(cfg.truth, "dim") else 2
         if self.covariance == "full" and cfg.loop.n <= d:
             raise ConfigError("loop.n", f"must be > truth dimension {d} for a full-covariance fit, got {cfg.loop.n}")

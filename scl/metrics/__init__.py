@@ -1,5 +1,5 @@
 """Metrics taken every generation. ``make_metrics(ctx)`` -> {name: fn(key, state, knobs) -> scalar}."""
-from scl.metrics import gaussian, samples, training  # noqa: F401  (registers)
+from scl.metrics import classical, gaussian, samples, training  # noqa: F401  (registers)
 from scl.metrics.base import MetricContext
 from scl.registry import METRICS
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from scl.metrics.base import require
 from scl.registry import register_metric
 
 
@@ -54,6 +55,10 @@ def sinkhorn(x, y, epsilon: float):
     return div
 
 
+def _vector_rows(ctx, name):
+    require(ctx.source.dim > 0, name, "a truth whose rows are vectors [n, dim] (not categorical or regression)")
+
+
 def model_and_truth(ctx, key, state, knobs):
     """``metrics.samples`` rows from the model (its swept knobs applied) and fresh truth rows."""
     km, kt = jax.random.split(key)
@@ -65,6 +70,7 @@ def model_and_truth(ctx, key, state, knobs):
 
 @register_metric("sliced_w2", doc="sliced 2-Wasserstein distance to fresh truth samples")
 def make_sliced(ctx):
+    _vector_rows(ctx, "sliced_w2")
     def fn(key, state, knobs):
         k1, k2 = jax.random.split(key)
         x, y = model_and_truth(ctx, k1, state, knobs)
@@ -74,6 +80,7 @@ def make_sliced(ctx):
 
 @register_metric("mmd", doc="unbiased squared MMD (Gaussian kernel) to fresh truth samples")
 def make_mmd(ctx):
+    _vector_rows(ctx, "mmd")
     def fn(key, state, knobs):
         x, y = model_and_truth(ctx, key, state, knobs)
         return mmd2(x, y, ctx.options.mmd_bandwidth)
@@ -82,6 +89,7 @@ def make_mmd(ctx):
 
 @register_metric("sinkhorn", doc="debiased Sinkhorn divergence (ott-jax) to fresh truth samples")
 def make_sinkhorn(ctx):
+    _vector_rows(ctx, "sinkhorn")
     def fn(key, state, knobs):
         x, y = model_and_truth(ctx, key, state, knobs)
         return sinkhorn(x, y, ctx.options.sinkhorn_epsilon)
