@@ -8,7 +8,8 @@ Conventions (also in the README):
 * Generation 0 is always the fit on ``n`` real rows. Generation t >= 1 trains on:
 
   replace               ``n`` rows sampled from model t-1 (fully synthetic).
-  fresh                 round(f n) fresh real rows + (n - round(f n)) rows from model t-1.
+  fresh                 round(f n) fresh real rows + (n - round(f n)) rows from model t-1
+                        (row i is real for i < round(f n), synthetic after: n rows in all).
   fixed_real            the n real rows of generation 0 (kept fixed) + round(lambda n) rows from
                         model t-1 (capacity: the largest lambda in the sweep).
   accumulate            the n real rows + every synthetic batch so far (``synthetic_size`` rows
@@ -73,15 +74,14 @@ def replace(n: int) -> Mixer:
 
 
 def fresh(n: int) -> Mixer:
-    def init(key, real):
-        pad = tree_map(jnp.zeros_like, real)
-        return (), _concat(real, pad), jnp.concatenate([_ones(real), jnp.zeros((n,), jnp.float32)])
-
+    """Row i of the training set is fresh real for i < round(f n), synthetic otherwise: n rows."""
     def mix(key, state, fresh_real, syn, knobs, t):
         k = jnp.round(knobs["real_fraction"] * n)
-        w = jnp.concatenate([_first(k, n), _first(n - k, n)])
-        return state, _concat(fresh_real, syn), w
-    return Mixer(init, mix, n, n)
+        real_row = jnp.arange(n) < k
+        x = tree_map(lambda r, s: jnp.where(real_row.reshape((n,) + (1,) * (r.ndim - 1)), r, s.astype(r.dtype)),
+                     fresh_real, syn)
+        return state, x, jnp.ones((n,), jnp.float32)
+    return Mixer(_plain_init, mix, n, n)
 
 
 def fixed_real(n: int, lam_max: float) -> Mixer:
