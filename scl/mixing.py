@@ -134,15 +134,30 @@ def accumulate(n: int, m: int, generations: int) -> Mixer:
     return Mixer(init, mix, m, 0)
 
 
+def distinct_indices(key, count, k: int):
+    """[k] distinct integers drawn uniformly (as a set) from [0, count), count >= k traced.
+
+    Floyd's algorithm: for j = count-k .. count-1 draw r ~ U{0..j}; keep r unless already taken,
+    else keep j. Costs k random numbers and O(k^2) comparisons, independent of the buffer size.
+    """
+    u = jax.random.uniform(key, (k,))
+
+    def body(i, chosen):
+        j = count - k + i
+        r = jnp.minimum(jnp.floor(u[i] * (j + 1)).astype(jnp.int32), j)
+        return chosen.at[i].set(jnp.where(jnp.any(chosen == r), j, r))
+
+    return jax.lax.fori_loop(0, k, body, jnp.full((k,), -1, jnp.int32))
+
+
 def accumulate_subsample(n: int, m: int, generations: int) -> Mixer:
     init, add = _pool_init(n, m, generations, padded=False)
 
     def mix(key, pool, fresh_real, syn, knobs, t):
         pool = add(pool, syn, t)
-        scores = jnp.where(pool.w > 0, jax.random.uniform(key, pool.w.shape), -1.0)
-        top, idx = jax.lax.top_k(scores, n)
+        idx = distinct_indices(key, n + t * m, n)     # the pool fills in order: rows [0, n + t m)
         x = tree_map(lambda p: p[idx], pool.x)
-        return pool, x, (top >= 0).astype(jnp.float32)
+        return pool, x, jnp.ones((n,), jnp.float32)
     return Mixer(init, mix, m, 0)
 
 

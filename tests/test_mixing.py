@@ -82,3 +82,21 @@ def test_accumulate_subsample_is_uniform_over_the_pool():
     keep = jax.vmap(lambda k: m.mix(k, st, None, syn, {}, 1)[1][:, 0].sum())(jax.random.split(KEY, 4000))
     share = np.asarray(keep) / 10         # share of synthetic rows: 1/2 in expectation
     assert abs(share.mean() - 0.5) < 4 * share.std() / np.sqrt(4000)
+
+
+def test_distinct_indices_is_a_uniform_subset():
+    """Floyd's algorithm: k distinct values, each of [0, count) included with probability k/count,
+    and every pair with probability k(k-1)/(count(count-1))."""
+    from scl.mixing import distinct_indices
+
+    count, k, R = 9, 4, 20_000
+    draws = np.asarray(jax.vmap(lambda key: distinct_indices(key, count, k))(jax.random.split(KEY, R)))
+    assert all(len(set(row)) == k for row in draws[:500]) and draws.min() >= 0 and draws.max() < count
+    member = np.zeros((R, count))
+    np.put_along_axis(member, draws, 1.0, axis=1)
+    for v in range(count):
+        p = k / count
+        assert abs(member[:, v].mean() - p) <= 4 * np.sqrt(p * (1 - p) / R)
+    pair = member[:, 0] * member[:, count - 1]          # first and last values together
+    p2 = k * (k - 1) / (count * (count - 1))
+    assert abs(pair.mean() - p2) <= 4 * np.sqrt(p2 * (1 - p2) / R)
