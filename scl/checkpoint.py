@@ -106,7 +106,7 @@ def _manager(directory: Path, keep: Optional[int], asynchronous: bool, read_only
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, enable_async_checkpointing=asynchronous, create=not read_only,
         cleanup_tmp_directories=not read_only)
-    return ocp.CheckpointManager(directory, options=options)
+    return ocp.CheckpointManager(Path(directory).absolute(), options=options)  # orbax needs absolute paths
 
 
 def _host(tree):

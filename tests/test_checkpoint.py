@@ -261,3 +261,19 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("disk full")
     assert path.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["summary.txt"]
+
+
+def test_relative_output_folder_checkpoints_and_resumes(tmp_path, monkeypatch):
+    """`scl run CONFIG` writes into the relative folder runs/<name> by default (orbax wants
+    absolute paths; a relative one must work all the same)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text(
+        "name: rel\nseeds: 2\nloop: {generations: 4, n: 8, regime: replace}\n"
+        "metrics: {names: [trace_ratio]}\nrun: {chunk_size: 2}\n")
+    assert cli.main(["run", "c.yaml", "--no-progress"]) == 0
+    out = tmp_path / "runs" / "rel"
+    assert (out / "results.nc").exists()
+    gm = scl.load_generation("runs/rel", generation=3)
+    ds = scl.load_results(out)
+    trace = np.trace(np.asarray(gm[0].states.cov), axis1=1, axis2=2) / 2
+    np.testing.assert_allclose(trace, ds.trace_ratio.sel(generation=3).values, rtol=1e-5)
