@@ -86,6 +86,7 @@ class ProjectionCorrection:
     def check(self, cfg):
         from scl.data import make_source
 
+        _require_vector_rows(cfg, "projection")
         dim = make_source(cfg.truth).dim
         lengths = {"centre": self.centre} if self.onto == "circle" else \
             {"low": self.low} if self.onto == "box" else {}
@@ -95,6 +96,16 @@ class ProjectionCorrection:
 
     def knob_values(self) -> dict:
         return {"strength": self.strength}
+
+
+def _require_vector_rows(cfg, kind: str):
+    """Projection and snapping move points in space: refuse category or (x, y) rows by name."""
+    from scl.families.weighted import truth_rows
+
+    rows = truth_rows(cfg.truth)
+    if rows != "vector":
+        raise ConfigError("correction.kind", f"{kind!r} moves vector rows; truth {cfg.truth.name!r} has "
+                          f"{rows} rows (use kind: ideal)")
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,7 @@ class KMeansCorrection:
         check_range(f"{path}.strength", self.strength, 0.0, 1.0)
 
     def check(self, cfg):
+        _require_vector_rows(cfg, "kmeans")
         if self.k > cfg.loop.n:
             raise ConfigError("correction.k", f"must be <= loop.n ({cfg.loop.n}) real rows, got {self.k}")
 

@@ -139,3 +139,13 @@ def test_invalid_correction_names_the_field(section, field):
     with pytest.raises(ConfigError) as err:
         Config.from_dict({"correction": section})
     assert err.value.field == field, str(err.value)
+
+
+@pytest.mark.parametrize("correction", [{"kind": "projection", "onto": "circle", "radius": 1.0},
+                                        {"kind": "kmeans", "k": 3}])
+def test_moving_correctors_refuse_categorical_rows(correction):
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict({"truth": {"kind": "zipf", "categories": 20}, "model": {"family": "categorical"},
+                              "loop": {"n": 50, "regime": "replace"}, "metrics": {"names": ["tv"]},
+                              "correction": correction})
+    assert err.value.field == "correction.kind" and "use kind: ideal" in str(err.value)
