@@ -96,7 +96,8 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
             ax.fill_between(gens, q[0], q[2], color=colour, alpha=0.15, lw=0)
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel("generation")
-        if np.all(np.asarray(da.values)[np.isfinite(da.values)] > 0):
+        finite = np.asarray(da.values)[np.isfinite(da.values)]
+        if finite.size and np.all(finite > 0):
             ax.set_yscale("log")
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")

@@ -225,3 +225,11 @@ def test_train_loss_metric_needs_a_neural_family():
     with pytest.raises(ConfigError) as e:
         make_metrics(MetricContext(None, None, cfg.metrics, cfg))
     assert str(e.value).startswith("metrics.names")
+
+
+@pytest.mark.parametrize("family", ["flow", "diffusion", "flow_matching"])
+def test_neural_families_refuse_non_vector_truths(family):
+    with pytest.raises(ConfigError) as err:
+        Config.from_dict({"truth": {"kind": "zipf", "categories": 10}, "model": {"family": family},
+                              "loop": {"n": 50, "regime": "replace"}, "metrics": {"names": ["train_loss"]}})
+    assert err.value.field == "truth.kind" and "vector rows" in str(err.value)

@@ -35,6 +35,7 @@ class FlowModel(NeuralOptions):
             raise ConfigError(f"{path}.layers", f"must be >= 1, got {self.layers}")
 
     def check(self, cfg):
+        super().check(cfg)
         if truth_dim(cfg) < 2:
             raise ConfigError("model.family", "flow (coupling layers) needs a truth of dimension >= 2")
 

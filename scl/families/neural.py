@@ -51,6 +51,11 @@ class NeuralOptions:
         check_range(f"{path}.learning_rate", self.learning_rate, 0.0, lo_open=True)
         check_range(f"{path}.grad_clip", self.grad_clip, 0.0, lo_open=True)
 
+    def check(self, cfg):
+        from scl.families.weighted import require_rows
+
+        require_rows(cfg, "vector", self.name)
+
     def knob_values(self) -> dict:
         return {"learning_rate": self.learning_rate, "grad_clip": self.grad_clip}
 
