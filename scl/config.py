@@ -368,7 +368,9 @@ class Config:
                 if not dataclasses.is_dataclass(obj) or not hasattr(obj, part):
                     raise ConfigError(f"sweep.{path}", "unknown setting to sweep")
                 obj = getattr(obj, part)
-            if not section or not dataclasses.is_dataclass(obj) or key not in {f.name for f in dataclasses.fields(obj)}:
+            allowed = {f.name for f in dataclasses.fields(obj)} if dataclasses.is_dataclass(obj) else set()
+            allowed |= {getattr(obj, "tag_key", None)} - {None}        # model.family, truth.kind, ...
+            if not section or not dataclasses.is_dataclass(obj) or key not in allowed:
                 raise ConfigError(f"sweep.{path}", "unknown setting to sweep")
             if section.split(".")[0] in ("metrics", "run", "checkpoint") or path == "loop.generations":
                 raise ConfigError(f"sweep.{path}", "cannot be swept (it changes what is measured or "
@@ -549,7 +551,25 @@ def _set_path(d: dict, path: str, value) -> dict:
             raise ConfigError(".".join(parts[: i + 1]), "is a value, not a section")
         node = nxt
     node[parts[-1]] = _untuple(value)
+    if len(parts) == 2 and (parts[0], parts[1]) in _TAGS:
+        _keep_options_of(node, _TAGS[(parts[0], parts[1])], value)
     return d
+
+
+# Sections whose class is chosen by a tag; setting the tag (e.g. sweeping model.family) keeps
+# only the options the newly chosen class accepts.
+_TAGS = {("model", "family"): "FAMILIES", ("truth", "kind"): "SOURCES",
+         ("curation", "rule"): "CURATORS", ("correction", "kind"): "CORRECTORS"}
+
+
+def _keep_options_of(section: dict, table_name: str, name) -> None:
+    registry.load_builtin()
+    entry = getattr(registry, table_name).get(name)
+    if entry is None:
+        return          # parsing then names the unknown value
+    fields = {f.name for f in dataclasses.fields(entry.options)}
+    for key in [k for k in section if k not in fields and k != entry.options.tag_key]:
+        del section[key]
 
 
 def parse_override(text: str) -> tuple[str, Any]:

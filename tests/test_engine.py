@@ -110,3 +110,12 @@ def test_compile_once_per_static_variant():
     # a config differing only in knob values, seeds or name reuses the same compiled program
     assert build_program(small(**{"loop.real_fraction": 0.9, "seeds": 3, "name": "other"})) is program
     assert build_program(small(**{"loop.n": 12})) is not program
+
+
+def test_family_can_be_swept_as_a_static_axis():
+    cfg = small(**{"loop.generations": 4, "metrics.names": ["sliced_w2"], "seeds": 3})
+    sweep = scl.simulate(cfg.set("sweep.model.family", ["gaussian", "kde"]))
+    assert sweep.sliced_w2.dims == ("family", "seed", "generation")
+    assert list(sweep.family.values) == ["gaussian", "kde"]
+    kde = scl.simulate(cfg.set("model.family", "kde"))        # gaussian-only options are dropped
+    np.testing.assert_allclose(sweep.sliced_w2.sel(family="kde").values, kde.sliced_w2.values, rtol=1e-5, atol=1e-6)
