@@ -5,7 +5,8 @@ A corrector maps the kept synthetic rows [rows, ...] to corrected rows of the sa
   ideal       (Gillman et al., ICLR 2024, idealised corrector of strength gamma) each row is
               replaced by a fresh truth row with probability gamma / (1 + gamma), so the corrected
               law is (p_t + gamma p_data) / (1 + gamma). ``gamma`` is a vmapped knob.
-  projection  x <- x + strength (P(x) - x) with P a map onto a constraint set: ``onto: circle``
+  projection  x <- x + strength (P(x) - x) with P a map onto a constraint set (category or
+              (x, y) rows, ``onto: custom`` only: P applied to each row w.p. strength): ``onto: circle``
               (radius, centre), ``box`` (low, high), or ``custom`` (``function``: P of ONE row, a
               callable or an import path "module:function"). ``strength`` in [0, 1] is a knob.
   kmeans      x <- x + strength (c(x) - x) with c(x) the nearest of ``k`` k-means centres fitted
@@ -86,7 +87,8 @@ class ProjectionCorrection:
     def check(self, cfg):
         from scl.data import make_source
 
-        _require_vector_rows(cfg, "projection")
+        if self.onto != "custom":
+            _require_vector_rows(cfg, f"projection onto a {self.onto}")
         dim = make_source(cfg.truth).dim
         lengths = {"centre": self.centre} if self.onto == "circle" else \
             {"low": self.low} if self.onto == "box" else {}
@@ -105,7 +107,7 @@ def _require_vector_rows(cfg, kind: str):
     rows = truth_rows(cfg.truth)
     if rows != "vector":
         raise ConfigError("correction.kind", f"{kind!r} moves vector rows; truth {cfg.truth.name!r} has "
-                          f"{rows} rows (use kind: ideal)")
+                          f"{rows} rows (use kind: ideal, or projection with onto: custom)")
 
 
 @dataclass(frozen=True)
@@ -210,9 +212,26 @@ def make_projection(o: ProjectionCorrection, source, cfg) -> Corrector:
     else:
         project = jax.vmap(resolve_callable(o.function, "correction.function"))
 
+    vector = truth_rows_of(cfg) == "vector"
+
     def correct(keys, rows, knobs):
-        return rows + knobs["strength"] * (project(rows) - rows)
+        if vector:
+            return rows + knobs["strength"] * (project(rows) - rows)
+        # category indices or (x, y) pairs cannot be moved part-way: each row is mapped with
+        # probability ``strength`` (the same law on average; strength 1 maps every row)
+        n = jax.tree_util.tree_leaves(rows)[0].shape[0]
+        hit = jax.random.bernoulli(keys["correct"], knobs["strength"], (n,))
+        mapped = project(rows)
+        return jax.tree_util.tree_map(
+            lambda new, old: jnp.where(hit.reshape((n,) + (1,) * (old.ndim - 1)), new.astype(old.dtype), old),
+            mapped, rows)
     return Corrector(correct)
+
+
+def truth_rows_of(cfg) -> str:
+    from scl.families.weighted import truth_rows
+
+    return truth_rows(cfg.truth) if cfg is not None else "vector"
 
 
 @register_corrector("kmeans", KMeansCorrection)

@@ -142,6 +142,7 @@ def test_invalid_correction_names_the_field(section, field):
 
 
 @pytest.mark.parametrize("correction", [{"kind": "projection", "onto": "circle", "radius": 1.0},
+                                        {"kind": "projection", "onto": "box", "low": [0.0], "high": [1.0]},
                                         {"kind": "kmeans", "k": 3}])
 def test_moving_correctors_refuse_categorical_rows(correction):
     with pytest.raises(ConfigError) as err:
@@ -149,3 +150,28 @@ def test_moving_correctors_refuse_categorical_rows(correction):
                               "loop": {"n": 50, "regime": "replace"}, "metrics": {"names": ["tv"]},
                               "correction": correction})
     assert err.value.field == "correction.kind" and "use kind: ideal" in str(err.value)
+
+
+def clip_to_first_five(c):
+    """A custom projection on category indices: categories above 4 become 4."""
+    return jnp.minimum(c, 4)
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.3, 1.0])
+def test_custom_projection_on_categories_maps_each_row_with_probability_strength(strength):
+    cfg = Config.from_dict({"truth": {"kind": "zipf", "categories": 20, "exponent": 0.5},
+                            "model": {"family": "categorical"}, "loop": {"n": 50, "regime": "replace"},
+                            "metrics": {"names": ["tv"]},
+                            "correction": {"kind": "projection", "onto": "custom",
+                                           "function": clip_to_first_five, "strength": strength}})
+    source = make_source(cfg.truth)
+    corrector = make_corrector(cfg.correction, source, cfg)
+    rows = source.sample(jax.random.PRNGKey(0), 20_000)
+    out = np.asarray(corrector.correct({"correct": jax.random.PRNGKey(1)}, rows, {"strength": strength}))
+    rows = np.asarray(rows)
+    assert out.dtype == rows.dtype and np.all(out[rows <= 4] == rows[rows <= 4])
+    above = rows > 4                    # rows the map changes: each mapped to 4 w.p. strength
+    mapped = (out[above] == 4).astype(float)
+    p = strength
+    assert abs(mapped.mean() - p) <= 4 * np.sqrt(max(p * (1 - p), 1e-12) / above.sum()) + 1e-12
+    assert np.all((out[above] == 4) | (out[above] == rows[above]))
