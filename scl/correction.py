@@ -212,7 +212,9 @@ def make_projection(o: ProjectionCorrection, source, cfg) -> Corrector:
     else:
         project = jax.vmap(resolve_callable(o.function, "correction.function"))
 
-    vector = truth_rows_of(cfg) == "vector"
+    from scl.families.weighted import truth_rows
+
+    vector = truth_rows(cfg.truth) == "vector"
 
     def correct(keys, rows, knobs):
         if vector:
@@ -227,11 +229,6 @@ def make_projection(o: ProjectionCorrection, source, cfg) -> Corrector:
             mapped, rows)
     return Corrector(correct)
 
-
-def truth_rows_of(cfg) -> str:
-    from scl.families.weighted import truth_rows
-
-    return truth_rows(cfg.truth) if cfg is not None else "vector"
 
 
 @register_corrector("kmeans", KMeansCorrection)
