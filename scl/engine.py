@@ -6,6 +6,9 @@
 The configuration axis C flattens (knob-grid point, seed) with seeds fastest. Keys: one root key
 per seed, ``fold_in(PRNGKey(cfg.seed), seed)``, shared by every grid point (common random
 numbers); generation t uses ``fold_in(root, t)``, so results do not depend on chunking.
+
+A family that fits from sufficient statistics (Gaussian) skips the rows where that is exact: the
+step draws each training set's count, mean and scatter directly (:mod:`scl.moments`).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scl import moments
 from scl.data import make_source
 from scl.families import make_family
 from scl.metrics import MetricContext, make_metrics
@@ -101,6 +105,7 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
     mixer = make_mixer(loop, lam_max)
     pipeline = make_synthetic_pipeline(cfg, source, family, mixer.synthetic_rows)
     metric_fns = make_metrics(MetricContext(family, source, cfg.metrics, cfg))
+    statistics = moments.statistics_mixer(loop, source) if moments.uses_statistics(cfg, family, source) else None
     names = tuple(metric_fns)
     generations = loop.generations
     L = chunk_size or cfg.run.chunk_size
@@ -112,11 +117,23 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
     def init_one(root_key, knobs):
         k = generation_keys(root_key, 0)
         real = source.sample(k["real"], loop.n)
-        mix_state, x, w = mixer.init(k["mix"], real)
+        if statistics:
+            mix_state, x, w = statistics.init(real), real, jnp.ones((loop.n,), jnp.float32)
+        else:
+            mix_state, x, w = mixer.init(k["mix"], real)
         model = family.init(k["fit"], x, w, knobs["model"])
         return LoopState(model, mix_state), measure(k["metrics"], model, knobs)
 
+    def step_statistics(state, root_key, knobs, t):
+        k = generation_keys(root_key, t)
+        mix_state, real, count = statistics.mix(k["real"], state.mix, knobs["loop"])
+        syn = family.sample_moments(k["sample"], state.model, count, knobs["model"])
+        model = family.fit_moments(k["fit"], state.model, moments.combine(real, syn), knobs["model"])
+        return LoopState(model, mix_state), measure(k["metrics"], model, knobs)
+
     def step(state, root_key, knobs, t):
+        if statistics:
+            return step_statistics(state, root_key, knobs, t)
         k = generation_keys(root_key, t)
         rows = mixer.synthetic_rows * pipeline.candidates_per_row
         candidates = family.sample(k["sample"], state.model, rows, knobs["model"])

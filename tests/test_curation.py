@@ -85,7 +85,7 @@ def test_K1_changes_nothing(rule):
 
 def test_K1_loop_is_bit_identical_to_no_curation():
     base = dict(seeds=3, loop=dict(generations=4, n=40), metrics=dict(names=["w2", "trace_ratio"]),
-                run=dict(progress=False, chunk_size=4))
+                model=dict(family="gaussian", draw="rows"), run=dict(progress=False, chunk_size=4))
     plain = scl.simulate(Config.from_dict(base))
     cur = scl.simulate(Config.from_dict(dict(base, curation={"rule": "luce", "K": 1, "beta": 3.0,
                                                              "reward": {"kind": "linear", "weights": [1, 0]}})))

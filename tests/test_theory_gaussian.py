@@ -2,6 +2,9 @@
 
 Indexing: THEORY's model t is fitted on samples of model t-1, model 1 on real data; scl's
 generation g is THEORY's model t = g + 1.
+
+The replace and fixed_real results run twice: drawing every row (model.draw: rows) and drawing
+the training set's mean and scatter directly (statistics, scl.moments); both must match theory.
 """
 import jax.numpy as jnp
 import numpy as np
@@ -18,15 +21,18 @@ G = 12
 GENS = [0, 3, 7, 12]          # scl generations checked
 
 
-@pytest.fixture(scope="module")
-def replace_mle():
-    metrics, states = final_states(gaussian_cfg(n=N, generations=G, seeds=R))
+DRAWS = ["statistics", "rows"]
+
+
+@pytest.fixture(scope="module", params=DRAWS)
+def replace_mle(request):
+    metrics, states = final_states(gaussian_cfg(n=N, generations=G, seeds=R, draw=request.param))
     return metrics
 
 
-@pytest.fixture(scope="module")
-def replace_unbiased():
-    metrics, _ = final_states(gaussian_cfg(n=N, generations=G, seeds=R, estimator="unbiased"))
+@pytest.fixture(scope="module", params=DRAWS)
+def replace_unbiased(request):
+    metrics, _ = final_states(gaussian_cfg(n=N, generations=G, seeds=R, estimator="unbiased", draw=request.param))
     return metrics
 
 
@@ -74,10 +80,11 @@ def test_conservation_fails_for_unbiased_estimator(replace_unbiased):
     assert total.mean() > 1 + 20 * se
 
 
-def test_d_dimensional_covariance_and_matrix_conservation(check_4se):
+@pytest.mark.parametrize("draw", DRAWS)
+def test_d_dimensional_covariance_and_matrix_conservation(draw, check_4se):
     d, n, g = 3, 12, 4
     cov0 = np.array([[1.0, 0.4, 0.1], [0.4, 2.0, -0.3], [0.1, -0.3, 0.5]])
-    cfg = gaussian_cfg(dim=d, n=n, generations=g, seeds=R).set("truth.cov", cov0.tolist())
+    cfg = gaussian_cfg(dim=d, n=n, generations=g, seeds=R, draw=draw).set("truth.cov", cov0.tolist())
     _, states = final_states(cfg)
     r, t = (n - 1) / n, g + 1
     cov = np.asarray(states.model.cov, np.float64)            # [R, d, d]
@@ -101,13 +108,14 @@ def test_accumulate_product_formula(check_4se):
     assert metrics["trace_ratio"][g].mean() > limit - 4 * metrics["trace_ratio"][g].std() / np.sqrt(R)
 
 
+@pytest.mark.parametrize("draw", DRAWS)
 @pytest.mark.parametrize("lam", [0.5, 1.0, 3.0])
-def test_fixed_real_contracts_by_lambda_over_one_plus_lambda(lam, check_4se):
+def test_fixed_real_contracts_by_lambda_over_one_plus_lambda(lam, draw, check_4se):
     """THEORY §4: start from a perturbed model; E[mu_t] - mu0 = (lam/(1+lam))^t delta exactly, and
     at large n the variance follows sigma'^2 = (s_d^2 + lam s^2)/(1+lam) + lam (mu-mu_d)^2/(1+lam)^2."""
     n, seeds, gens = 20_000, 200, 6
     cfg = gaussian_cfg(n=n, generations=gens, seeds=seeds, regime="fixed_real", lam=lam,
-                       chunk_size=1, metrics=("trace_ratio",))
+                       chunk_size=1, metrics=("trace_ratio",), draw=draw)
     program = build_program(cfg)
     keys, knobs = flat_inputs(cfg)
     states, _ = program.init(keys, knobs)

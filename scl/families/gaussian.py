@@ -7,15 +7,17 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from scl import moments
 from scl.config import ConfigError, check_range, knob, static
 from scl.families.base import Family
 from scl.families.weighted import require_rows
+from scl.moments import statistics_possible
 from scl.registry import register_family
 
 
 @dataclass(frozen=True)
 class GaussianModel:
-    """``model: {family: gaussian, covariance, estimator, sampling_bias}``."""
+    """``model: {family: gaussian, covariance, estimator, sampling_bias, draw}``."""
 
     tag_key = "family"
     name = "gaussian"
@@ -24,6 +26,11 @@ class GaussianModel:
         "mle", "mle divides the scatter by sum(w); unbiased by sum(w) - 1 (frequency weights)")
     sampling_bias: float = knob(
         1.0, "scales the sampling covariance: 1 = none, < 1 trades diversity for quality")
+    draw: Literal["auto", "statistics", "rows"] = static(
+        "auto", "how a generation's training set is drawn: statistics = its mean (normal) and "
+        "scatter (Wishart) directly, exact in distribution and O(d^2) random numbers instead of "
+        "O(n d); rows = every row; auto = statistics where exact (replace, fresh, fixed_real; "
+        "no curation or correction)")
 
     def validate(self, path):
         check_range(f"{path}.sampling_bias", self.sampling_bias, 0.0, lo_open=True)
@@ -36,6 +43,10 @@ class GaussianModel:
         d = cfg.truth.dim if hasattr(cfg.truth, "dim") else 2
         if self.covariance == "full" and cfg.loop.n <= d:
             raise ConfigError("loop.n", f"must be > truth dimension {d} for a full-covariance fit, got {cfg.loop.n}")
+        if self.draw == "statistics":
+            problem = statistics_possible(cfg)
+            if problem is not None:
+                raise ConfigError("model.draw", f"'statistics' is not exact here: {problem[0]} {problem[1]}")
 
 
 class GaussianState(NamedTuple):
@@ -45,15 +56,16 @@ class GaussianState(NamedTuple):
 
 def weighted_moments(x, w, estimator: str, diagonal: bool):
     """Weighted mean [d] and covariance [d, d] of rows x [N, d] with weights w [N]."""
-    total = jnp.sum(w)
-    mean = jnp.sum(w[:, None] * x, 0) / total
-    centred = x - mean
-    scatter = jnp.einsum("n,ni,nj->ij", w, centred, centred)
-    denom = total - 1.0 if estimator == "unbiased" else total
-    cov = scatter / denom
+    return gaussian_fit(moments.of_rows(x, w), estimator, diagonal)
+
+
+def gaussian_fit(m: moments.Moments, estimator: str, diagonal: bool):
+    """Mean [d] and covariance [d, d] from a training set's count, mean and scatter."""
+    denom = m.count - 1.0 if estimator == "unbiased" else m.count
+    cov = m.scatter / denom
     if diagonal:
         cov = jnp.diag(jnp.diag(cov))
-    return mean, cov
+    return m.mean, cov
 
 
 @register_family("gaussian", GaussianModel)
@@ -67,15 +79,22 @@ def make_gaussian(o: GaussianModel, source) -> Family:
     def init(key, x, w, knobs):
         return fit(key, None, x, w, knobs)
 
-    def sample(key, state, n, knobs):
+    def sampling_root(state, knobs):
         cov = knobs["sampling_bias"] * state.cov
         if diagonal:
-            root = jnp.diag(jnp.sqrt(jnp.clip(jnp.diag(cov), 0.0)))
-        else:
-            root = jnp.linalg.cholesky(cov)
-            root = jnp.where(jnp.isfinite(root), root, 0.0)  # a collapsed (singular) covariance
+            return jnp.diag(jnp.sqrt(jnp.clip(jnp.diag(cov), 0.0)))
+        root = jnp.linalg.cholesky(cov)
+        return jnp.where(jnp.isfinite(root), root, 0.0)  # a collapsed (singular) covariance
+
+    def sample(key, state, n, knobs):
         z = jax.random.normal(key, (n, state.mean.shape[0]))
-        return state.mean + z @ root.T
+        return state.mean + z @ sampling_root(state, knobs).T
+
+    def sample_moments(key, state, count, knobs):
+        return moments.draw(key, state.mean, sampling_root(state, knobs), count)
+
+    def fit_moments(key, state, m, knobs):
+        return GaussianState(*gaussian_fit(m, o.estimator, diagonal))
 
     def log_prob(state, x):
         d = x - state.mean
@@ -84,4 +103,4 @@ def make_gaussian(o: GaussianModel, source) -> Family:
         return -0.5 * (jnp.sum(d * sol, -1) + logdet + x.shape[-1] * jnp.log(2 * jnp.pi))
 
     return Family(init=init, fit=fit, sample=sample, log_prob=log_prob,
-                  gaussian=lambda s: (s.mean, s.cov))
+                  gaussian=lambda s: (s.mean, s.cov), sample_moments=sample_moments, fit_moments=fit_moments)

@@ -1,0 +1,187 @@
+"""Exact shortcut for Gaussian fits: draw a training set's sufficient statistics, not its rows.
+
+A Gaussian fit (MLE or unbiased, full or diagonal) reads its k training rows only through their
+count, mean and scatter S = sum_i (x_i - mean)(x_i - mean)^T. For k i.i.d. rows from
+N(mu, R R^T) the mean and the scatter are independent, with
+
+    mean ~ N(mu, R R^T / k),     S = R W R^T,   W ~ Wishart_d(k - 1, I),
+
+and Bartlett's decomposition draws W = A A^T from d chi-square and d(d-1)/2 normal numbers:
+A lower triangular, A_jj^2 ~ chi2(k - 1 - j), A_ij ~ N(0, 1) for i > j, and the columns
+j >= k - 1 zero (k - 1 < d rows span only k - 1 directions). Two disjoint sets combine exactly
+(Chan, Golub and LeVeque):
+
+    count = a + b,  mean = (a m_a + b m_b) / count,  S = S_a + S_b + a b / count (m_a - m_b)(m_a - m_b)^T.
+
+So a generation of ``replace``, ``fresh`` or ``fixed_real`` costs O(d^2) random numbers instead
+of O(n d), and is exact in distribution (not bit-for-bit the same draws as sampling rows).
+The engine takes this path when ``model.draw`` resolves to ``statistics`` (see
+:func:`uses_statistics`).
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+STATISTICS_REGIMES = ("replace", "fresh", "fixed_real")
+
+
+class Moments(NamedTuple):
+    """Sufficient statistics of a set of rows."""
+
+    count: jax.Array    # [] number of rows (float32)
+    mean: jax.Array     # [d]
+    scatter: jax.Array  # [d, d] sum of outer products of centred rows
+
+
+def of_rows(x, w) -> Moments:
+    """Moments of rows x [N, d] with 0/1 (or frequency) weights w [N]."""
+    count = jnp.sum(w)
+    mean = jnp.sum(w[:, None] * x, 0) / jnp.maximum(count, 1e-30)
+    centred = x - mean
+    return Moments(count, mean, jnp.einsum("n,ni,nj->ij", w, centred, centred))
+
+
+def combine(a: Moments, b: Moments) -> Moments:
+    """Moments of the union of two disjoint sets (either may be empty, not both)."""
+    count = a.count + b.count
+    safe = jnp.maximum(count, 1e-30)
+    delta = a.mean - b.mean
+    mean = (a.count * a.mean + b.count * b.mean) / safe
+    scatter = a.scatter + b.scatter + (a.count * b.count / safe) * jnp.outer(delta, delta)
+    return Moments(count, mean, scatter)
+
+
+def gamma(key, alpha, candidates: int = 4):
+    """Gamma(alpha, 1) draws, alpha [...] > 0 traced: Marsaglia and Tsang's squeeze method.
+
+    Each element proposes ``candidates`` i.i.d. trials at once and keeps the first accepted one
+    (acceptance >= 0.95 per trial for alpha >= 1), with a while loop for the rare element that
+    accepted none, so the draw is exact; alpha < 1 uses Gamma(alpha + 1) U^(1/alpha). Vectorised
+    over elements and configurations, unlike ``jax.random.gamma``'s per-element loop."""
+    alpha = jnp.asarray(alpha, jnp.float32)
+    shape = alpha.shape
+    boost = alpha < 1.0
+    d = jnp.where(boost, alpha + 1.0, alpha) - 1.0 / 3.0
+    c = 1.0 / jnp.sqrt(9.0 * d)
+    k_boost, k_first, k_more = jax.random.split(key, 3)
+
+    def propose(k):
+        kx, ku = jax.random.split(k)
+        x = jax.random.normal(kx, (candidates,) + shape)
+        u = jax.random.uniform(ku, (candidates,) + shape)
+        v = (1.0 + c * x) ** 3
+        log_v = jnp.log(jnp.where(v > 0, v, 1.0))
+        ok = (v > 0) & (jnp.log(u) < 0.5 * x * x + d - d * v + d * log_v)
+        first = jnp.argmax(ok, axis=0)
+        value = jnp.take_along_axis(d * v, first[None], axis=0)[0]
+        return jnp.any(ok, axis=0), value
+
+    found, value = propose(k_first)
+
+    def more(state):
+        i, found, value = state
+        f, v = propose(jax.random.fold_in(k_more, i))
+        return i + 1, found | f, jnp.where(found, value, v)
+
+    _, _, value = jax.lax.while_loop(lambda s: ~jnp.all(s[1]), more, (0, found, value))
+    u = 1.0 - jax.random.uniform(k_boost, shape)                     # (0, 1]
+    return jnp.where(boost, value * jnp.exp(jnp.log(u) / alpha), value)
+
+
+def chi_square(key, dof):
+    """chi2(dof) draws, dof [...] >= 0 (0 gives 0)."""
+    g = gamma(key, jnp.maximum(dof, 1.0) / 2.0)
+    return jnp.where(dof > 0, 2.0 * g, 0.0)
+
+
+def bartlett_factor(key, dof, dim: int):
+    """[dim, dim] lower-triangular A with A A^T ~ Wishart_dim(dof, I); dof >= 0 traced."""
+    k_chi, k_normal = jax.random.split(key)
+    j = jnp.arange(dim)
+    diag = jnp.sqrt(chi_square(k_chi, dof - j))
+    below = jnp.tril(jax.random.normal(k_normal, (dim, dim)), -1)
+    a = below + jnp.diag(diag)
+    return jnp.where(j[None, :] < dof, a, 0.0)          # rank min(dof, dim)
+
+
+def _matmul(a, b):
+    """a [i, k] @ b [k, j] as a broadcast product and sum: unlike a batched dot, it rounds the
+    same whatever the number of configurations vmapped over (sweep == single run, bitwise)."""
+    return jnp.sum(a[:, :, None] * b[None, :, :], axis=1)
+
+
+def draw(key, mean, root, count) -> Moments:
+    """Moments of ``count`` (traced, >= 0) i.i.d. rows from N(mean, root root^T).
+
+    mean [d], root [d, d] (any square root of the covariance, e.g. its Cholesky factor)."""
+    d = mean.shape[0]
+    k_mean, k_scatter = jax.random.split(key)
+    count = jnp.asarray(count, jnp.float32)
+    z = jax.random.normal(k_mean, (d,))
+    m = mean + _matmul(root, z[:, None])[:, 0] / jnp.sqrt(jnp.maximum(count, 1.0))
+    a = _matmul(root, bartlett_factor(k_scatter, count - 1.0, d))
+    return Moments(count, m, _matmul(a, a.T))
+
+
+def uses_statistics(cfg, family, source) -> bool:
+    """Whether the engine draws training statistics instead of rows for ``cfg``.
+
+    ``model.draw``: ``rows`` never; ``statistics`` always (validated by the family's check);
+    ``auto`` wherever it is exact: a family that fits from moments, regime replace, fresh (with a
+    truth that draws moments) or fixed_real, and no curation or correction between the draw and
+    the fit."""
+    draw_opt = getattr(cfg.model, "draw", "rows")
+    if draw_opt == "rows" or family.fit_moments is None:
+        return False
+    return draw_opt == "statistics" or statistics_possible(cfg, source) is None
+
+
+def statistics_possible(cfg, source=None):
+    """None when drawing statistics is exact for ``cfg``; else (field, reason) for the error."""
+    loop = cfg.loop
+    if loop.regime not in STATISTICS_REGIMES:
+        return ("loop.regime", f"is {loop.regime!r}; drawing statistics needs one of {', '.join(STATISTICS_REGIMES)}")
+    for section in ("curation", "correction"):
+        if getattr(cfg, section, None) is not None:
+            return (section, "acts on individual rows; drawing statistics needs no curation or correction")
+    if loop.regime == "fresh":
+        kind = getattr(cfg.truth, "name", None)
+        if source is not None and source.moments is None or source is None and kind != "gaussian":
+            return ("truth.kind", f"is {kind!r}; fresh real rows can be drawn as statistics only from a gaussian truth")
+    return None
+
+
+def empty(dim: int) -> Moments:
+    """Moments of no rows."""
+    return Moments(jnp.float32(0.0), jnp.zeros((dim,), jnp.float32), jnp.zeros((dim, dim), jnp.float32))
+
+
+class StatisticsMixer(NamedTuple):
+    """The mixing regimes of :mod:`scl.mixing`, on statistics (same counts as the row mixers).
+
+    init(real [n, d]) -> mix_state                       after generation 0's fit on n real rows
+    mix(key, mix_state, loop_knobs) -> (mix_state, real Moments, synthetic count [])   t >= 1
+    """
+
+    init: Callable
+    mix: Callable
+
+
+def statistics_mixer(loop, source) -> StatisticsMixer:
+    """replace: n synthetic rows; fresh: round(f n) fresh real + the rest synthetic; fixed_real:
+    generation 0's n real rows + round(lambda n) synthetic."""
+    n, d = loop.n, source.dim
+    if loop.regime == "replace":
+        return StatisticsMixer(lambda real: (), lambda key, s, kn: (s, empty(d), jnp.float32(n)))
+    if loop.regime == "fresh":
+        def mix(key, s, kn):
+            k = jnp.round(kn["real_fraction"] * n)
+            return s, source.moments(key, k), n - k
+        return StatisticsMixer(lambda real: (), mix)
+    if loop.regime == "fixed_real":
+        return StatisticsMixer(lambda real: of_rows(real, jnp.ones((n,), jnp.float32)),
+                               lambda key, s, kn: (s, s, jnp.round(kn["lam"] * n)))
+    raise ValueError(loop.regime)
