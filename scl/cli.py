@@ -96,6 +96,12 @@ def cmd_show(args) -> int:
     return 0
 
 
+def _devices_option(parser):
+    parser.add_argument("--cpu-devices", type=int, default=None, metavar="N",
+                        help="split the CPU into N XLA devices the sweep shards over (default: one per "
+                             "core; ignored on GPU/TPU and when XLA_FLAGS sets the host device count)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scl", description="Simulate self-consuming training loops.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -107,10 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace results already in the folder")
     r.add_argument("--resume", action="store_true", help="continue an unfinished run of this config in the folder")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _devices_option(r)
     r.set_defaults(fn=cmd_run)
     rs = sub.add_parser("resume", help="continue an interrupted run from its latest checkpoint")
     rs.add_argument("out_dir")
     rs.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _devices_option(rs)
     rs.set_defaults(fn=cmd_resume)
     sm = sub.add_parser("samples", help="draw samples from a saved generation's models into a PNG")
     sm.add_argument("out_dir")
@@ -133,6 +141,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "cpu_devices"):
+            from scl.devices import use_cpu_devices
+            use_cpu_devices(args.cpu_devices)
         return args.fn(args)
     except ConfigError as e:
         print(f"scl: error: {e}", file=sys.stderr)

@@ -126,9 +126,9 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
 
     def step_statistics(state, root_key, knobs, t):
         k = generation_keys(root_key, t)
-        mix_state, real, count = statistics.mix(k["real"], state.mix, knobs["loop"])
-        syn = family.sample_moments(k["sample"], state.model, count, knobs["model"])
-        model = family.fit_moments(k["fit"], state.model, moments.combine(real, syn), knobs["model"])
+        model_gaussian = family.sampling_gaussian(state.model, knobs["model"])
+        mix_state, train = statistics.mix(k["sample"], state.mix, model_gaussian, knobs["loop"])
+        model = family.fit_moments(k["fit"], state.model, train, knobs["model"])
         return LoopState(model, mix_state), measure(k["metrics"], model, knobs)
 
     def step(state, root_key, knobs, t):

@@ -25,6 +25,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from scl.small_linalg import cholesky, matmul
+
 STATISTICS_REGIMES = ("replace", "fresh", "fixed_real")
 
 
@@ -54,14 +56,17 @@ def combine(a: Moments, b: Moments) -> Moments:
     return Moments(count, mean, scatter)
 
 
-def gamma(key, alpha, candidates: int = 4):
+def gamma(key, alpha, candidates: int = 4, small_alpha: bool = True):
     """Gamma(alpha, 1) draws, alpha [...] > 0 traced: Marsaglia and Tsang's squeeze method.
 
     Each element proposes ``candidates`` i.i.d. trials at once and keeps the first accepted one
     (acceptance >= 0.95 per trial for alpha >= 1), with a while loop for the rare element that
     accepted none, so the draw is exact; alpha < 1 uses Gamma(alpha + 1) U^(1/alpha). Vectorised
-    over elements and configurations, unlike ``jax.random.gamma``'s per-element loop."""
+    over elements and configurations, unlike ``jax.random.gamma``'s per-element loop.
+    ``small_alpha=False`` promises alpha >= 1 and skips the alpha < 1 branch."""
     alpha = jnp.asarray(alpha, jnp.float32)
+    out_shape = alpha.shape
+    alpha = alpha.reshape(-1)            # one flat axis: several times faster under vmap on CPU
     shape = alpha.shape
     boost = alpha < 1.0
     d = jnp.where(boost, alpha + 1.0, alpha) - 1.0 / 3.0
@@ -75,8 +80,9 @@ def gamma(key, alpha, candidates: int = 4):
         v = (1.0 + c * x) ** 3
         log_v = jnp.log(jnp.where(v > 0, v, 1.0))
         ok = (v > 0) & (jnp.log(u) < 0.5 * x * x + d - d * v + d * log_v)
-        first = jnp.argmax(ok, axis=0)
-        value = jnp.take_along_axis(d * v, first[None], axis=0)[0]
+        value = d * v[-1]
+        for i in range(candidates - 2, -1, -1):                      # the first accepted trial
+            value = jnp.where(ok[i], d * v[i], value)
         return jnp.any(ok, axis=0), value
 
     found, value = propose(k_first)
@@ -87,43 +93,50 @@ def gamma(key, alpha, candidates: int = 4):
         return i + 1, found | f, jnp.where(found, value, v)
 
     _, _, value = jax.lax.while_loop(lambda s: ~jnp.all(s[1]), more, (0, found, value))
-    u = 1.0 - jax.random.uniform(k_boost, shape)                     # (0, 1]
-    return jnp.where(boost, value * jnp.exp(jnp.log(u) / alpha), value)
+    if small_alpha:
+        u = 1.0 - jax.random.uniform(k_boost, shape)                 # (0, 1]
+        value = jnp.where(boost, value * jnp.exp(jnp.log(u) / alpha), value)
+    return value.reshape(out_shape)
 
 
 def chi_square(key, dof):
-    """chi2(dof) draws, dof [...] >= 0 (0 gives 0)."""
-    g = gamma(key, jnp.maximum(dof, 1.0) / 2.0)
-    return jnp.where(dof > 0, 2.0 * g, 0.0)
+    """chi2(dof) draws, dof [...] >= 0 integers (0 gives 0): 2 Gamma(dof/2) for dof >= 2, the
+    square of a normal for dof = 1."""
+    k_gamma, k_normal = jax.random.split(key)
+    g = 2.0 * gamma(k_gamma, jnp.maximum(dof, 2.0) / 2.0, small_alpha=False)
+    z = jax.random.normal(k_normal, jnp.shape(dof))
+    return jnp.where(dof >= 2, g, jnp.where(dof == 1, z * z, 0.0))
 
 
-def bartlett_factor(key, dof, dim: int):
-    """[dim, dim] lower-triangular A with A A^T ~ Wishart_dim(dof, I); dof >= 0 traced."""
+def draw_sets(key, sets) -> list:
+    """Moments of independent sets of rows: ``sets`` is a sequence of (mean [d], root [d, d],
+    count []) and set p holds ``count`` (traced, >= 0) i.i.d. rows from N(mean, root root^T)
+    (root: any square root of the covariance, e.g. its Cholesky factor). Returns a list of
+    Moments, one per set.
+
+    The random numbers of all sets come from one normal and one gamma call (fast under vmap); the
+    matrix products run per set (batched [P, d, d] products round differently with the batch
+    size on CPU, and a configuration must give the same bits alone and inside a sweep)."""
+    P, d = len(sets), sets[0][0].shape[0]
     k_chi, k_normal = jax.random.split(key)
-    j = jnp.arange(dim)
-    diag = jnp.sqrt(chi_square(k_chi, dof - j))
-    below = jnp.tril(jax.random.normal(k_normal, (dim, dim)), -1)
-    a = below + jnp.diag(diag)
-    return jnp.where(j[None, :] < dof, a, 0.0)          # rank min(dof, dim)
-
-
-def _matmul(a, b):
-    """a [i, k] @ b [k, j] as a broadcast product and sum: unlike a batched dot, it rounds the
-    same whatever the number of configurations vmapped over (sweep == single run, bitwise)."""
-    return jnp.sum(a[:, :, None] * b[None, :, :], axis=1)
+    count = jnp.stack([jnp.asarray(c, jnp.float32) for _, _, c in sets])          # [P]
+    dof = count - 1.0                                               # Wishart degrees of freedom
+    j = jnp.arange(d)
+    z = jax.random.normal(k_normal, (P * (d + d * d),)).reshape(P, d + d * d)   # flat: faster
+    # Bartlett: A lower triangular, A_jj^2 ~ chi2(dof - j), N(0, 1) below; columns j >= dof zero
+    diag = jnp.sqrt(chi_square(k_chi, (dof[:, None] - j[None, :]).reshape(-1))).reshape(P, d)
+    out = []
+    for p, (mean, root, _) in enumerate(sets):
+        m = mean + matmul(root, z[p, :d, None])[:, 0] / jnp.sqrt(jnp.maximum(count[p], 1.0))
+        a = jnp.tril(z[p, d:].reshape(d, d), -1) + jnp.diag(diag[p])
+        a = matmul(root, jnp.where(j[None, :] < dof[p], a, 0.0))   # rank min(dof, d)
+        out.append(Moments(count[p], m, matmul(a, a.T)))
+    return out
 
 
 def draw(key, mean, root, count) -> Moments:
-    """Moments of ``count`` (traced, >= 0) i.i.d. rows from N(mean, root root^T).
-
-    mean [d], root [d, d] (any square root of the covariance, e.g. its Cholesky factor)."""
-    d = mean.shape[0]
-    k_mean, k_scatter = jax.random.split(key)
-    count = jnp.asarray(count, jnp.float32)
-    z = jax.random.normal(k_mean, (d,))
-    m = mean + _matmul(root, z[:, None])[:, 0] / jnp.sqrt(jnp.maximum(count, 1.0))
-    a = _matmul(root, bartlett_factor(k_scatter, count - 1.0, d))
-    return Moments(count, m, _matmul(a, a.T))
+    """Moments of ``count`` (traced, >= 0) i.i.d. rows from N(mean [d], root root^T [d, d])."""
+    return draw_sets(key, [(mean, root, count)])[0]
 
 
 def uses_statistics(cfg, family, source) -> bool:
@@ -134,7 +147,7 @@ def uses_statistics(cfg, family, source) -> bool:
     truth that draws moments) or fixed_real, and no curation or correction between the draw and
     the fit."""
     draw_opt = getattr(cfg.model, "draw", "rows")
-    if draw_opt == "rows" or family.fit_moments is None:
+    if draw_opt == "rows" or family.fit_moments is None or family.sampling_gaussian is None:
         return False
     return draw_opt == "statistics" or statistics_possible(cfg, source) is None
 
@@ -149,21 +162,18 @@ def statistics_possible(cfg, source=None):
             return (section, "acts on individual rows; drawing statistics needs no curation or correction")
     if loop.regime == "fresh":
         kind = getattr(cfg.truth, "name", None)
-        if source is not None and source.moments is None or source is None and kind != "gaussian":
+        if source.gaussian is None if source is not None else kind != "gaussian":
             return ("truth.kind", f"is {kind!r}; fresh real rows can be drawn as statistics only from a gaussian truth")
     return None
-
-
-def empty(dim: int) -> Moments:
-    """Moments of no rows."""
-    return Moments(jnp.float32(0.0), jnp.zeros((dim,), jnp.float32), jnp.zeros((dim, dim), jnp.float32))
 
 
 class StatisticsMixer(NamedTuple):
     """The mixing regimes of :mod:`scl.mixing`, on statistics (same counts as the row mixers).
 
     init(real [n, d]) -> mix_state                       after generation 0's fit on n real rows
-    mix(key, mix_state, loop_knobs) -> (mix_state, real Moments, synthetic count [])   t >= 1
+    mix(key, mix_state, model (mean [d], root [d, d]), loop_knobs) -> (mix_state, Moments)
+        generation t >= 1: the statistics of its whole training set, the model's rows drawn from
+        N(mean, root root^T)
     """
 
     init: Callable
@@ -173,15 +183,22 @@ class StatisticsMixer(NamedTuple):
 def statistics_mixer(loop, source) -> StatisticsMixer:
     """replace: n synthetic rows; fresh: round(f n) fresh real + the rest synthetic; fixed_real:
     generation 0's n real rows + round(lambda n) synthetic."""
-    n, d = loop.n, source.dim
+    n = loop.n
     if loop.regime == "replace":
-        return StatisticsMixer(lambda real: (), lambda key, s, kn: (s, empty(d), jnp.float32(n)))
+        def mix(key, s, model, kn):
+            return s, draw(key, *model, jnp.float32(n))
+        return StatisticsMixer(lambda real: (), mix)
     if loop.regime == "fresh":
-        def mix(key, s, kn):
+        truth_mean, truth_cov = source.gaussian
+        truth_root = cholesky(truth_cov)
+
+        def mix(key, s, model, kn):
             k = jnp.round(kn["real_fraction"] * n)
-            return s, source.moments(key, k), n - k
+            real, syn = draw_sets(key, [(truth_mean, truth_root, k), (*model, n - k)])
+            return s, combine(real, syn)
         return StatisticsMixer(lambda real: (), mix)
     if loop.regime == "fixed_real":
-        return StatisticsMixer(lambda real: of_rows(real, jnp.ones((n,), jnp.float32)),
-                               lambda key, s, kn: (s, s, jnp.round(kn["lam"] * n)))
+        def mix(key, s, model, kn):
+            return s, combine(s, draw(key, *model, jnp.round(kn["lam"] * n)))
+        return StatisticsMixer(lambda real: of_rows(real, jnp.ones((n,), jnp.float32)), mix)
     raise ValueError(loop.regime)

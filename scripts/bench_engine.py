@@ -5,11 +5,13 @@ Also: compile time of the program for 1000 generations versus 10.
 
     python scripts/bench_engine.py              # prints every figure
     python scripts/bench_engine.py --numpy-configs 1024 --loop-configs 1024   # no extrapolation
-    python scripts/bench_engine.py --cpu-devices 2   # shard the configuration axis over 2 CPU devices
+    python scripts/bench_engine.py --cpu-devices 1   # the engine on one XLA device (one core)
 
-On CPU, ``--cpu-devices N`` splits the host into N XLA devices and the engine shards the
-configuration axis over them (jax.sharding), so it uses N cores; the per-configuration loop and
-NumPy run one configuration at a time as they would in a one-off script.
+Like ``scl run``, the engine splits the host CPU into one XLA device per core by default and
+shards the configuration axis over them (jax.sharding); ``--cpu-devices N`` overrides. The
+per-configuration loop and NumPy run one configuration at a time, as a one-off script would.
+The Gaussian family draws each training set's mean and scatter directly (``model.draw: auto``,
+exact in distribution, scl.moments); ``--draw rows`` times the engine sampling every row.
 """
 from __future__ import annotations
 
@@ -18,11 +20,14 @@ import os
 import sys
 import time
 
-if __name__ == "__main__":  # the device count must be fixed before jax is imported
+if __name__ == "__main__":  # the device count must be fixed before jax computes anything
+    from scl.devices import use_cpu_devices
     for i, a in enumerate(sys.argv):
         if a.startswith("--cpu-devices"):
-            n = a.split("=", 1)[1] if "=" in a else sys.argv[i + 1]
-            os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={n}"
+            use_cpu_devices(int(a.split("=", 1)[1] if "=" in a else sys.argv[i + 1]))
+            break
+    else:
+        use_cpu_devices()
 
 import jax
 import jax.numpy as jnp
@@ -32,11 +37,11 @@ import scl
 from scl.engine import build_program, flat_inputs
 
 
-def config(generations=500, seeds=64, fractions=16, n=100, chunk=50):
+def config(generations=500, seeds=64, fractions=16, n=100, chunk=50, draw="auto"):
     return scl.Config.from_dict({
         "name": "bench", "seeds": seeds, "seed": 0,
         "truth": {"kind": "gaussian", "dim": 2, "cov": [[1.0, 0.5], [0.5, 1.0]]},
-        "model": {"family": "gaussian"},
+        "model": {"family": "gaussian", "draw": draw},
         "loop": {"generations": generations, "n": n, "regime": "fresh", "real_fraction": 0.0},
         "metrics": {"names": ["w2"]},
         "sweep": {"loop.real_fraction": [float(f) for f in np.linspace(0, 1, fractions)]},
@@ -128,12 +133,13 @@ def main():
     p.add_argument("--generations", type=int, default=500)
     p.add_argument("--numpy-configs", type=int, default=128, help="configs timed in NumPy (rest extrapolated)")
     p.add_argument("--loop-configs", type=int, default=256, help="configs timed in the per-config loop")
-    p.add_argument("--cpu-devices", type=int, default=1, help="XLA host devices for the engine (CPU)")
+    p.add_argument("--cpu-devices", type=int, default=None, help="XLA host devices for the engine (default: one per core)")
+    p.add_argument("--draw", default="auto", choices=["auto", "rows"], help="model.draw for every timed loop")
     p.add_argument("--skip-compile", action="store_true", help="skip the compile-time comparison")
     a = p.parse_args()
-    cfg = config(generations=a.generations)
+    cfg = config(generations=a.generations, draw=a.draw)
     C = cfg.seeds * len(cfg.sweep[0][1])
-    print(f"backend {jax.default_backend()}, {jax.device_count()} device(s), {os.cpu_count()} cores; grid {cfg.seeds} seeds x "
+    print(f"backend {jax.default_backend()}, {jax.device_count()} device(s), {os.cpu_count()} cores, model.draw={a.draw}; grid {cfg.seeds} seeds x "
           f"{len(cfg.sweep[0][1])} real fractions = {C} configs x {a.generations} generations, n={cfg.loop.n}, d=2")
 
     first, engine_s, ds = time_engine(cfg)

@@ -119,3 +119,27 @@ def test_family_can_be_swept_as_a_static_axis():
     assert list(sweep.family.values) == ["gaussian", "kde"]
     kde = scl.simulate(cfg.set("model.family", "kde"))        # gaussian-only options are dropped
     np.testing.assert_allclose(sweep.sliced_w2.sel(family="kde").values, kde.sliced_w2.values, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("draw", ["statistics", "rows"])
+def test_states_do_not_depend_on_how_many_configurations_run_together(draw):
+    """Configurations give the same numbers in a batch of 448, of 224 and of 37 (sweep == single
+    run, 1 device == several), to float32 rounding: XLA's CPU code rounds a multiply-add
+    differently in its vectorised loop body and in the remainder, so bits can differ."""
+    import jax
+
+    from scl.engine import build_program, flat_inputs
+
+    cfg = scl.load_config("configs/quickstart.yaml", overrides=[
+        "loop.generations=6", "run.chunk_size=6", "metrics.names=[w2]", f"model.draw={draw}"])
+    program = build_program(cfg)
+    keys, knobs = flat_inputs(cfg)
+    finals = []
+    for size in (keys.shape[0], 224, 37):
+        part = jax.tree_util.tree_map(lambda a: a[:size], (keys, knobs))
+        states, _ = program.init(*part)
+        states, _ = program.chunk(states, *part, 1)
+        finals.append(jax.tree_util.tree_map(lambda a: np.asarray(a[:37]), states.model))
+    for other in finals[1:]:
+        np.testing.assert_allclose(finals[0].mean, other.mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(finals[0].cov, other.cov, rtol=1e-5, atol=1e-6)

@@ -59,11 +59,12 @@ def test_swiss_roll_radius_range():
     assert r.min() >= 1.5 * np.pi - 1e-3 and r.max() <= 4.5 * np.pi + 1e-3
 
 
-def test_gaussian_w2_matches_scipy_reference():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
-    c1, c2 = a @ a.T + 0.1 * np.eye(3), b @ b.T + 0.1 * np.eye(3)
-    m1, m2 = rng.normal(size=3), rng.normal(size=3)
+@pytest.mark.parametrize("d", [1, 2, 3])      # d <= 2 use a closed form, d = 3 an eigendecomposition
+def test_gaussian_w2_matches_scipy_reference(d):
+    rng = np.random.default_rng(d)
+    a, b = rng.normal(size=(d, d)), rng.normal(size=(d, d))
+    c1, c2 = a @ a.T + 0.1 * np.eye(d), b @ b.T + 0.1 * np.eye(d)
+    m1, m2 = rng.normal(size=d), rng.normal(size=d)
     r2 = sqrtm(c2)
     ref = np.sqrt(np.sum((m1 - m2) ** 2) + np.trace(c1 + c2 - 2 * sqrtm(r2 @ c1 @ r2)).real)
     got = gaussian_w2(*(jnp.asarray(v, jnp.float32) for v in (m1, c1, m2, c2)))

@@ -10,7 +10,6 @@ import numpy as np
 
 from scl.config import ConfigError, static
 from scl.data.source import Source
-from scl.moments import draw as draw_moments
 from scl.registry import register_source
 
 
@@ -61,7 +60,4 @@ def make_gaussian(opts: GaussianTruth) -> Source:
         d = x - mean
         return -0.5 * (jnp.einsum("ni,ij,nj->n", d, inv, d) + logdet + opts.dim * jnp.log(2 * jnp.pi))
 
-    def moments(key, count):
-        return draw_moments(key, mean, chol, count)
-
-    return Source(sample=sample, dim=opts.dim, gaussian=(mean, cov), log_prob=log_prob, moments=moments)
+    return Source(sample=sample, dim=opts.dim, gaussian=(mean, cov), log_prob=log_prob)

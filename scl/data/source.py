@@ -15,8 +15,6 @@ class Source(NamedTuple):
         of separated modes (8 Gaussians, moons, circles); None otherwise.
     num_modes: number of such modes (0 if none).
     log_prob(x [n, dim]) -> [n]: exact log-density where known.
-    moments(key, count) -> scl.moments.Moments: sufficient statistics of ``count`` (traced) truth
-        rows drawn directly (Gaussian truths); None otherwise.
     params: known parameters of a truth whose rows are not plain vectors (dim = 0): categorical
         {"probs": [k]} (rows: int category indices [n]); linear regression {"weights": [d],
         "design_cov": [d, d], "noise": float} (rows: {"x": [n, d], "y": [n]}).
@@ -29,4 +27,3 @@ class Source(NamedTuple):
     num_modes: int = 0
     log_prob: Optional[Callable] = None
     params: Optional[dict] = None
-    moments: Optional[Callable] = None

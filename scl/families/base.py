@@ -12,9 +12,10 @@ class Family(NamedTuple):
     sample(key, state, n, knobs) -> x        draw n rows, x: [n, dim] (or pytree with leading n)
     log_prob(state, x) -> [n]                optional exact log-density
     gaussian(state) -> (mean [d], cov [d,d]) optional: the model is Gaussian with these moments
-    sample_moments(key, state, count, knobs) -> Moments   optional, with fit_moments: the
-        sufficient statistics of ``count`` (traced) sampled rows, drawn directly (scl.moments)
-    fit_moments(key, state, moments, knobs) -> state      optional: fit from those statistics
+    sampling_gaussian(state, knobs) -> (mean [d], root [d, d])   optional, with fit_moments: the
+        model samples N(mean, root root^T), so a training set's statistics can be drawn directly
+    fit_moments(key, state, moments, knobs) -> state     optional: fit from a training set's
+        count, mean and scatter (scl.moments.Moments) instead of its rows
 
     ``x`` is [N, dim]; ``w`` is [N] non-negative row weights (0 = row absent). ``knobs`` is the
     dict of this family's vmapped numeric settings (e.g. ``knobs["sampling_bias"]``).
@@ -25,5 +26,5 @@ class Family(NamedTuple):
     sample: Callable
     log_prob: Optional[Callable] = None
     gaussian: Optional[Callable] = None
-    sample_moments: Optional[Callable] = None
+    sampling_gaussian: Optional[Callable] = None
     fit_moments: Optional[Callable] = None

@@ -12,6 +12,7 @@ from scl.config import ConfigError, check_range, knob, static
 from scl.families.base import Family
 from scl.families.weighted import require_rows
 from scl.moments import statistics_possible
+from scl.small_linalg import cholesky
 from scl.registry import register_family
 
 
@@ -83,15 +84,15 @@ def make_gaussian(o: GaussianModel, source) -> Family:
         cov = knobs["sampling_bias"] * state.cov
         if diagonal:
             return jnp.diag(jnp.sqrt(jnp.clip(jnp.diag(cov), 0.0)))
-        root = jnp.linalg.cholesky(cov)
+        root = cholesky(cov)
         return jnp.where(jnp.isfinite(root), root, 0.0)  # a collapsed (singular) covariance
 
     def sample(key, state, n, knobs):
         z = jax.random.normal(key, (n, state.mean.shape[0]))
         return state.mean + z @ sampling_root(state, knobs).T
 
-    def sample_moments(key, state, count, knobs):
-        return moments.draw(key, state.mean, sampling_root(state, knobs), count)
+    def sampling_gaussian(state, knobs):
+        return state.mean, sampling_root(state, knobs)
 
     def fit_moments(key, state, m, knobs):
         return GaussianState(*gaussian_fit(m, o.estimator, diagonal))
@@ -103,4 +104,4 @@ def make_gaussian(o: GaussianModel, source) -> Family:
         return -0.5 * (jnp.sum(d * sol, -1) + logdet + x.shape[-1] * jnp.log(2 * jnp.pi))
 
     return Family(init=init, fit=fit, sample=sample, log_prob=log_prob,
-                  gaussian=lambda s: (s.mean, s.cov), sample_moments=sample_moments, fit_moments=fit_moments)
+                  gaussian=lambda s: (s.mean, s.cov), sampling_gaussian=sampling_gaussian, fit_moments=fit_moments)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from scl.metrics.base import require
+from scl.small_linalg import matmul
 from scl.registry import register_metric
 
 
@@ -32,8 +33,17 @@ def trace_sqrtm_psd(a):
 def gaussian_w2(m1, c1, m2, c2, root_c2=None):
     """2-Wasserstein distance between N(m1, c1) and N(m2, c2) (Bures formula).
     ``root_c2``: c2^{1/2} if already known (the truth's is computed once)."""
-    r2 = sqrtm_psd(c2) if root_c2 is None else root_c2
-    sq = jnp.sum((m1 - m2) ** 2) + jnp.trace(c1) + jnp.trace(c2) - 2 * trace_sqrtm_psd(r2 @ c1 @ r2)
+    d = m1.shape[-1]
+    if d <= 2:
+        # the eigenvalues of c2^1/2 c1 c2^1/2 are those of c1 c2: for 2x2, its trace (sum of the
+        # elementwise product, both symmetric) and determinant det c1 det c2 give tr of the root
+        det2 = lambda c: c[0, 0] * c[1, 1] - c[0, 1] * c[1, 0]
+        tr, det = jnp.sum(c1 * c2), (det2(c1) * det2(c2) if d == 2 else 0.0)
+        cross = jnp.sqrt(jnp.clip(tr + 2 * jnp.sqrt(jnp.clip(det, 0.0)), 0.0))
+    else:
+        r2 = sqrtm_psd(c2) if root_c2 is None else root_c2
+        cross = trace_sqrtm_psd(matmul(matmul(r2, c1), r2))
+    sq = jnp.sum((m1 - m2) ** 2) + jnp.trace(c1) + jnp.trace(c2) - 2 * cross
     return jnp.sqrt(jnp.clip(sq, 0.0))
 
 

@@ -1,0 +1,43 @@
+"""Using every CPU core: split the host into one XLA device per core.
+
+XLA runs a CPU program's small operations on one core. scl shards the configuration axis over
+all local devices (:func:`scl.engine.shard_configs`), so splitting the host CPU into one device
+per core spreads a sweep's configurations over the cores. Results do not depend on the device
+count. The CLI does this by default (``scl run --cpu-devices N`` overrides); from Python call
+:func:`use_cpu_devices` right after ``import scl``, before any JAX computation.
+"""
+from __future__ import annotations
+
+import os
+
+
+def cpu_cores() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                        # not Linux
+        return os.cpu_count() or 1
+
+
+def use_cpu_devices(count: int | None = None) -> bool:
+    """Split the host CPU into ``count`` devices (default: one per core). Returns False, changing
+    nothing, when ``XLA_FLAGS`` already fixes the host device count or JAX has already started
+    its backends (then it is too late)."""
+    import jax
+
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "") or _backends_started():
+        return False
+    count = cpu_cores() if count is None else count
+    if count < 1:
+        from scl.errors import ConfigError
+        raise ConfigError("--cpu-devices", f"must be >= 1, got {count}")
+    jax.config.update("jax_num_cpu_devices", count)
+    return True
+
+
+def _backends_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+        return xla_bridge.backends_are_initialized()
+    except (ImportError, AttributeError):          # a JAX without this hook: assume started
+        return True
