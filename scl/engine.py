@@ -22,7 +22,7 @@ from scl import moments
 from scl.data import make_source
 from scl.families import make_family
 from scl.metrics import MetricContext, make_metrics
-from scl.mixing import make_mixer
+from scl.mixing import Pool, make_mixer
 from scl.synthetic import make_synthetic_pipeline
 
 
@@ -114,6 +114,16 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
         keys = jax.random.split(key, max(1, len(names)))
         return {name: metric_fns[name](k, model, knobs).astype(jnp.float32) for name, k in zip(names, keys)}
 
+    # accumulate with a family that stores its training rows (KDE): the pool lives in the model
+    # state only (carried once, not copied every generation); the mixer's state is rebuilt from it
+    pool_in_model = mixer.state_is_training_set and family.training_set is not None
+
+    def carried(model, mix_state):
+        return LoopState(model, () if pool_in_model else mix_state)
+
+    def mixer_state(state):
+        return Pool(*family.training_set(state.model)) if pool_in_model else state.mix
+
     def init_one(root_key, knobs):
         k = generation_keys(root_key, 0)
         real = source.sample(k["real"], loop.n)
@@ -122,7 +132,7 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
         else:
             mix_state, x, w = mixer.init(k["mix"], real)
         model = family.init(k["fit"], x, w, knobs["model"])
-        return LoopState(model, mix_state), measure(k["metrics"], model, knobs)
+        return carried(model, mix_state), measure(k["metrics"], model, knobs)
 
     def step_statistics(state, root_key, knobs, t):
         k = generation_keys(root_key, t)
@@ -139,9 +149,9 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
         candidates = family.sample(k["sample"], state.model, rows, knobs["model"])
         syn = pipeline.apply(dict(k, root=root_key), candidates, knobs)
         fresh = source.sample(k["real"], mixer.fresh_real_rows) if mixer.fresh_real_rows else None
-        mix_state, x, w = mixer.mix(k["mix"], state.mix, fresh, syn, knobs["loop"], t)
+        mix_state, x, w = mixer.mix(k["mix"], mixer_state(state), fresh, syn, knobs["loop"], t)
         model = family.fit(k["fit"], state.model, x, w, knobs["model"])
-        return LoopState(model, mix_state), measure(k["metrics"], model, knobs)
+        return carried(model, mix_state), measure(k["metrics"], model, knobs)
 
     batch = cfg.run.config_batch_size
 

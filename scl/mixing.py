@@ -17,7 +17,8 @@ Conventions (also in the README):
   accumulate_subsample  n rows drawn uniformly without replacement from the accumulate pool.
 
 Shapes are fixed: variable counts are 0/1 row weights in fixed-capacity buffers, so every regime
-vmaps over its knobs. ``init`` returns generation 0's training set in the same shape as ``mix``
+vmaps over its knobs. The rows present always come first: a training set's weights are 1 on rows
+[0, sum(w)) and 0 after, and families may rely on it (a uniform row pick is a uniform integer). ``init`` returns generation 0's training set in the same shape as ``mix``
 does (real rows first, zero-weight padding after), so a family whose state stores its training
 rows (a KDE) keeps one state shape across generations. Rows may be arrays [N, d] or pytrees of arrays with leading axis N.
 """
@@ -38,12 +39,15 @@ class Mixer(NamedTuple):
 
     synthetic_rows: rows sampled from the model each generation.
     fresh_real_rows: fresh truth rows drawn each generation (0: none, ``fresh_real`` is None).
+    state_is_training_set: the state is a Pool equal to the (x, w) that mix returns
+        (accumulate), so a family that stores its training rows can hold it for both.
     """
 
     init: Callable
     mix: Callable
     synthetic_rows: int
     fresh_real_rows: int
+    state_is_training_set: bool = False
 
 
 def _concat(a, b):
@@ -131,7 +135,7 @@ def accumulate(n: int, m: int, generations: int) -> Mixer:
     def mix(key, pool, fresh_real, syn, knobs, t):
         pool = add(pool, syn, t)
         return pool, pool.x, pool.w
-    return Mixer(init, mix, m, 0)
+    return Mixer(init, mix, m, 0, state_is_training_set=True)
 
 
 def distinct_indices(key, count, k: int):

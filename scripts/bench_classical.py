@@ -13,11 +13,20 @@ Carlo runs of the same loop, so the numbers agree only statistically).
 
 Accumulate trains generation t on n + (t-1) n rows; scl keeps them in a fixed-capacity buffer of
 n + G n rows (zero weights = absent), so its cost per generation is fixed by G, not t.
+scikit-learn is imported and warmed up before any timing. Like ``scl run``, scl splits the CPU
+into one XLA device per core (``--cpu-devices 1``: one device); scikit-learn runs one
+configuration at a time, as a one-off script would.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+
+if __name__ == "__main__":  # like `scl run`: one XLA device per core unless --cpu-devices N
+    from scl.devices import use_cpu_devices
+    arg = next((a for a in sys.argv if a.startswith("--cpu-devices")), None)
+    use_cpu_devices(None if arg is None else int(arg.split("=", 1)[1] if "=" in arg else sys.argv[sys.argv.index(arg) + 1]))
 
 import jax
 import jax.numpy as jnp
@@ -101,6 +110,8 @@ def main():
     ap.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
     ap.add_argument("--sklearn-seeds", type=int, default=None,
                     help="run scikit-learn on this many of the seeds per (regime, bandwidth) and extrapolate")
+    ap.add_argument("--cpu-devices", type=int, default=None,
+                    help="XLA devices the scl run shards its configurations over (default: one per core)")
     ap.add_argument("--growth", type=int, nargs="*", default=[25, 50, 100],
                     help="also time scl at these generation counts (run time versus G)")
     args = ap.parse_args()
@@ -108,10 +119,11 @@ def main():
     sk_seeds = min(args.sklearn_seeds or S, S)
     y_test = jnp.asarray(moons_numpy(1000, 12345), jnp.float32)
     print(f"KDE on two moons: {len(H)} bandwidths x {S} seeds x {G} generations x n = {n}; "
-          f"jax {jax.__version__} on {jax.devices()[0].platform}")
+          f"jax {jax.__version__} on {jax.devices()[0].platform}, {jax.device_count()} device(s) for scl")
     if sk_seeds < S:
         print(f"NOTE: scikit-learn runs {sk_seeds} of {S} seeds per configuration; its totals are "
               f"extrapolated x{S / sk_seeds:g} (every seed does the same work).")
+    sklearn_loop("replace", H[0], 0, 2, n)      # warm-up: import scikit-learn outside the timings
     total_scl = total_sk = 0.0
     rows = []
     for regime in args.regimes:

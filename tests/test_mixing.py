@@ -100,3 +100,23 @@ def test_distinct_indices_is_a_uniform_subset():
     pair = member[:, 0] * member[:, count - 1]          # first and last values together
     p2 = k * (k - 1) / (count * (count - 1))
     assert abs(pair.mean() - p2) <= 4 * np.sqrt(p2 * (1 - p2) / R)
+
+
+@pytest.mark.parametrize("regime, extra", [
+    ("replace", {}), ("fresh", {"real_fraction": 0.3}), ("fixed_real", {"lam": 0.7}),
+    ("accumulate", {"synthetic_size": 3}), ("accumulate_subsample", {"synthetic_size": 3})])
+def test_training_rows_come_first_with_unit_weights(regime, extra):
+    """The invariant families rely on (scl.families.weighted.pick_training_rows): weights are 1 on
+    rows [0, sum(w)) and 0 after, at generation 0 and every later generation."""
+    m = make_mixer(loop(regime=regime, **extra), lam_max=2.0)
+    knobs = {"real_fraction": jnp.float32(extra.get("real_fraction", 0.0)), "lam": jnp.float32(extra.get("lam", 0.0))}
+    st, x, w = m.init(KEY, rows(0, 10))
+    checks = [w]
+    for t in range(1, 5):
+        fresh = rows(1, m.fresh_real_rows) if m.fresh_real_rows else None
+        st, x, w = m.mix(jax.random.fold_in(KEY, t), st, fresh, rows(t, m.synthetic_rows), knobs, t)
+        checks.append(w)
+    for w in checks:
+        w = np.asarray(w)
+        count = int(w.sum())
+        np.testing.assert_array_equal(w, (np.arange(w.size) < count).astype(np.float32))

@@ -16,8 +16,11 @@ class Family(NamedTuple):
         model samples N(mean, root root^T), so a training set's statistics can be drawn directly
     fit_moments(key, state, moments, knobs) -> state     optional: fit from a training set's
         count, mean and scatter (scl.moments.Moments) instead of its rows
+    training_set(state) -> (x, w)            optional: the state stores its training rows (a KDE);
+        under ``accumulate`` the engine then keeps the pool only there, not twice
 
-    ``x`` is [N, dim]; ``w`` is [N] non-negative row weights (0 = row absent). ``knobs`` is the
+    ``x`` is [N, dim]; ``w`` is [N] 0/1 row weights: the mixers put the training rows first, so
+    rows [0, sum(w)) are present and the rest is padding (scl.mixing). ``knobs`` is the
     dict of this family's vmapped numeric settings (e.g. ``knobs["sampling_bias"]``).
     """
 
@@ -28,3 +31,4 @@ class Family(NamedTuple):
     gaussian: Optional[Callable] = None
     sampling_gaussian: Optional[Callable] = None
     fit_moments: Optional[Callable] = None
+    training_set: Optional[Callable] = None

@@ -10,7 +10,8 @@ mixer's buffer size; zero-weight rows are absent). Bandwidth rule (static ``band
   recomputed every generation, with s^2 the mean over coordinates of the weighted (MLE) variance
   and n_eff = (sum w)^2 / sum w^2 (the row count for 0/1 weights).
 
-Sampling picks a row with probability w_i / sum w, then adds h z, z ~ N(0, I).
+Sampling picks one of the training rows uniformly (the mixers' weights are 1 on the rows present,
+0 on padding), then adds h z, z ~ N(0, I).
 
 Exact result (tested): under ``replace`` with a fixed h, let S_t^2 be the MLE variance (trace, for
 d > 1) of generation t's n training rows. Given them, every sample has variance S_t^2 + d h^2 (a
@@ -33,7 +34,7 @@ import jax.numpy as jnp
 
 from scl.config import check_range, knob, static
 from scl.families.base import Family
-from scl.families.weighted import effective_size, pick_rows, require_rows
+from scl.families.weighted import effective_size, pick_training_rows, require_rows
 from scl.registry import register_family
 
 
@@ -102,7 +103,8 @@ def make_kde(o: KDEModel, source) -> Family:
 
     def sample(key, state, n, knobs):
         kr, kz = jax.random.split(key)
-        idx = pick_rows(kr, state.w, n)
+        idx = pick_training_rows(kr, state.w, n)
         return state.x[idx] + state.bandwidth * jax.random.normal(kz, (n, state.x.shape[-1]))
 
-    return Family(init=init, fit=fit, sample=sample, log_prob=kde_log_prob)
+    return Family(init=init, fit=fit, sample=sample, log_prob=kde_log_prob,
+                  training_set=lambda s: (s.x, s.w))

@@ -21,6 +21,7 @@ import optax
 
 from scl.config import ConfigError, check_range, knob, static
 from scl.families.base import Family
+from scl.families.weighted import pick_training_rows
 
 tree_map = jax.tree_util.tree_map
 
@@ -104,17 +105,15 @@ def standardisation(x, w):
 
 
 def train(spec: NeuralSpec, key, params, opt_state, z, w, knobs, steps: int, batch_size: int):
-    """``steps`` Adam steps on minibatches of z [N, d] drawn ∝ w [N].
+    """``steps`` Adam steps on minibatches drawn uniformly with replacement from the training rows
+    of z [N, d] (weights w [N]: 1 on the rows present, 0 on padding).
 
     Returns (params, opt_state, losses [steps]).
     """
-    n = z.shape[0]
-    p = w / jnp.sum(w)
-
     def one(carry, k):
         params, opt_state = carry
         k_rows, k_loss = jax.random.split(k)
-        idx = jax.random.choice(k_rows, n, (batch_size,), replace=True, p=p)
+        idx = pick_training_rows(k_rows, w, batch_size)
         loss, grads = jax.value_and_grad(spec.loss)(params, k_loss, z[idx])
         norm = optax.global_norm(grads)
         factor = jnp.minimum(1.0, knobs["grad_clip"] / jnp.maximum(norm, 1e-12))

@@ -7,6 +7,16 @@ import jax.numpy as jnp
 from scl.errors import ConfigError
 
 
+def pick_training_rows(key, w, n: int):
+    """[n] int indices drawn uniformly from a training set's rows, w [N] its weights.
+
+    The mixers (scl.mixing) give 0/1 weights with the rows present first: rows [0, sum(w)) are
+    the training set, the rest padding. So a draw is a uniform integer below sum(w), with no pass
+    over the buffer beyond that sum (a large accumulate buffer costs one reduction)."""
+    count = jnp.maximum(jnp.round(jnp.sum(w)), 1.0).astype(jnp.int32)
+    return jax.random.randint(key, (n,), 0, count)
+
+
 def pick_rows(key, w, n: int, block: int = 16):
     """[n] int indices drawn i.i.d. with probability proportional to the weights w [N] >= 0.
 
