@@ -25,12 +25,12 @@ def use_cpu_devices(count: int | None = None) -> bool:
     its backends (then it is too late)."""
     import jax
 
+    if count is not None and count < 1:
+        from scl.errors import ConfigError
+        raise ConfigError("--cpu-devices", f"must be >= 1, got {count}")
     if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "") or _backends_started():
         return False
     count = cpu_cores() if count is None else count
-    if count < 1:
-        from scl.errors import ConfigError
-        raise ConfigError("--cpu-devices", f"must be >= 1, got {count}")
     jax.config.update("jax_num_cpu_devices", count)
     return True
 
