@@ -9,7 +9,8 @@
    ``train`` called once per configuration in a Python loop. Prints optimiser steps x configurations
    per second for both, their ratio, and the achieved matmul FLOP/s of the vmapped sweep as a share
    of the measured peak. FLOPs counted: 2 in out per Dense layer per example, x3 for forward +
-   backward (the flow's log-density passes through every coupling network once).
+   backward (the flow's log-density passes through every coupling network once; the spline
+   flow's elementwise spline arithmetic is not counted).
 
 Device-agnostic: runs on whatever ``jax.devices()[0]`` is (CPU, GPU, TPU).
 """
@@ -30,8 +31,9 @@ from scl.families.flow_matching import flow_matching_spec
 from scl.families.networks import matmul_flops
 from scl.families.neural import OPTIMISER, standardisation, train
 
-SPECS = {"flow": (flow_spec, {"layers": 4}), "diffusion": (diffusion_spec, {}),
-         "flow_matching": (flow_matching_spec, {})}
+SPECS = {"flow": (flow_spec, {"layers": 4}),
+         "flow_spline": (flow_spec, {"family": "flow", "coupling": "spline", "layers": 4}),
+         "diffusion": (diffusion_spec, {}), "flow_matching": (flow_matching_spec, {})}
 BATCH = 256
 
 
@@ -84,7 +86,7 @@ def main():
     ap.add_argument("--configs", type=int, default=16)
     ap.add_argument("--widths", default="16,64,256")
     ap.add_argument("--depth", type=int, default=2)
-    ap.add_argument("--families", default="flow,diffusion,flow_matching")
+    ap.add_argument("--families", default="flow,flow_spline,diffusion,flow_matching")
     ap.add_argument("--flops-per-run", type=float, default=1e10,
                     help="steps per timed run are chosen to make about this many FLOPs")
     ap.add_argument("--repeats", type=int, default=3)
