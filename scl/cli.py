@@ -25,6 +25,7 @@ def cmd_run(args) -> int:
     from scl.simulate import simulate
 
     cfg = load_config(args.config, args.set or [])
+    _split_cpu(args, cfg)
     out = _out_dir(args, cfg)
     if (out / RESULTS_FILE).exists() and not args.overwrite:
         raise ConfigError("--out", f"{out} already holds results; pass --overwrite or choose another -o folder")
@@ -35,6 +36,13 @@ def cmd_run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=args.resume)
     return _finish(ds, cfg, out)
+
+
+def _split_cpu(args, cfg):
+    """One XLA device per core for large sweeps (scl.devices), before JAX computes anything."""
+    from scl.devices import devices_for, use_cpu_devices
+
+    use_cpu_devices(args.cpu_devices if args.cpu_devices is not None else devices_for(cfg))
 
 
 def _finish(ds, cfg, out: Path) -> int:
@@ -63,6 +71,7 @@ def cmd_resume(args) -> int:
 
     out = Path(args.out_dir)
     cfg = saved_config(out)
+    _split_cpu(args, cfg)
     if (out / RESULTS_FILE).exists():
         print(f"scl: nothing to resume: {out / RESULTS_FILE} holds the finished run")
         return 0
@@ -99,7 +108,8 @@ def cmd_show(args) -> int:
 def _devices_option(parser):
     parser.add_argument("--cpu-devices", type=int, default=None, metavar="N",
                         help="split the CPU into N XLA devices the sweep shards over (default: one per "
-                             "core; ignored on GPU/TPU and when XLA_FLAGS sets the host device count)")
+                             "core, at most one per 128 configurations; ignored on GPU/TPU and when "
+                             "XLA_FLAGS sets the host device count)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,9 +151,6 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if hasattr(args, "cpu_devices"):
-            from scl.devices import use_cpu_devices
-            use_cpu_devices(args.cpu_devices)
         return args.fn(args)
     except ConfigError as e:
         print(f"scl: error: {e}", file=sys.stderr)
