@@ -20,17 +20,23 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-# Below this many configurations per device, splitting measured slower on a 2-core CPU (a KDE
-# sweep of 30 configurations took twice as long on 2 devices; 448 and 1024 Gaussian
-# configurations ran 1.4x and 1.9x faster).
+# Below this many configurations per device, splitting measured slower on a 2-core CPU for the
+# cheap families (a KDE sweep of 30 configurations took twice as long on 2 devices; 448 and 1024
+# Gaussian configurations ran 1.4x and 1.9x faster). Neural training is heavy enough per
+# configuration that 16 configurations ran 1.7-2.9x faster on 2 devices than one by one.
 MIN_CONFIGS_PER_DEVICE = 128
+MIN_NEURAL_CONFIGS_PER_DEVICE = 1
 
 
 def devices_for(cfg) -> int:
     """Host devices worth using for ``cfg``: one per core, but at least MIN_CONFIGS_PER_DEVICE
-    configurations (knob grid x seeds) per device."""
+    configurations (knob grid x seeds) per device (MIN_NEURAL_CONFIGS_PER_DEVICE for a neural
+    family)."""
+    from scl.families.neural import NeuralOptions
+
     configs = len(cfg.knob_grid()) * cfg.seeds
-    return max(1, min(cpu_cores(), configs // MIN_CONFIGS_PER_DEVICE))
+    per_device = MIN_NEURAL_CONFIGS_PER_DEVICE if isinstance(cfg.model, NeuralOptions) else MIN_CONFIGS_PER_DEVICE
+    return max(1, min(cpu_cores(), configs // per_device))
 
 
 def use_cpu_devices(count: int | None = None) -> bool:

@@ -12,12 +12,22 @@
    backward (the flow's log-density passes through every coupling network once; the spline
    flow's elementwise spline arithmetic is not counted).
 
-Device-agnostic: runs on whatever ``jax.devices()[0]`` is (CPU, GPU, TPU).
+Device-agnostic: runs on whatever ``jax.devices()`` are (CPU, GPU, TPU); the vmapped sweep is
+sharded over all of them as ``scl`` does, the sequential loop runs on the first.
+``--cpu-devices N`` splits a CPU host into N devices (one per core is what ``scl run`` uses for
+large sweeps).
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+
+if __name__ == "__main__":  # --cpu-devices N: split the CPU into N XLA devices before jax starts
+    from scl.devices import use_cpu_devices
+    arg = next((a for a in sys.argv if a.startswith("--cpu-devices")), None)
+    if arg is not None:
+        use_cpu_devices(int(arg.split("=", 1)[1] if "=" in arg else sys.argv[sys.argv.index(arg) + 1]))
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +35,7 @@ import numpy as np
 
 from scl.config import Config
 from scl.data import make_source
+from scl.engine import shard_configs
 from scl.families.diffusion import diffusion_spec
 from scl.families.flow import flow_spec
 from scl.families.flow_matching import flow_matching_spec
@@ -71,11 +82,12 @@ def bench(family: str, width: int, depth: int, steps: int, configs: int, repeats
 
     keys = jax.random.split(jax.random.PRNGKey(1), configs)
     lrs = jnp.geomspace(1e-4, 1e-2, configs).astype(jnp.float32)
+    (keys_sharded, lrs_sharded), _ = shard_configs((keys, lrs), configs)   # over every device, as scl does
     single = jax.jit(train_one)
     swept = jax.jit(jax.vmap(train_one))
     jax.block_until_ready(single(keys[0], lrs[0]))
-    jax.block_until_ready(swept(keys, lrs))
-    t_vmap = best_time(lambda: swept(keys, lrs), repeats)
+    jax.block_until_ready(swept(keys_sharded, lrs_sharded))
+    t_vmap = best_time(lambda: swept(keys_sharded, lrs_sharded), repeats)
     t_seq = best_time(lambda: [single(keys[i], lrs[i]) for i in range(configs)], repeats)
     flops = matmul_flops(spec.init(jax.random.PRNGKey(7))) * BATCH * 3 * steps * configs
     return steps * configs / t_vmap, steps * configs / t_seq, flops / t_vmap
@@ -90,6 +102,7 @@ def main():
     ap.add_argument("--flops-per-run", type=float, default=1e10,
                     help="steps per timed run are chosen to make about this many FLOPs")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--cpu-devices", type=int, default=None, help="split the CPU into N XLA devices")
     args = ap.parse_args()
     device = jax.devices()[0]
     n = 3072 if device.platform == "cpu" else 8192

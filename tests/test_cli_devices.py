@@ -30,3 +30,16 @@ def test_bad_device_count_is_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "scl.cli", "run", "configs/quickstart.yaml", "-o",
                            str(tmp_path / "x"), "--cpu-devices", "0"], capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.strip() == "scl: error: --cpu-devices: must be >= 1, got 0"
+
+
+def test_devices_for_keeps_cheap_sweeps_on_one_device(monkeypatch):
+    from scl import devices
+
+    monkeypatch.setattr(devices, "cpu_cores", lambda: 8)
+    small = scl.load_config("configs/quickstart.yaml", overrides=["seeds=4"])        # 7 x 4 = 28
+    big = scl.load_config("configs/quickstart.yaml", overrides=["seeds=64"])         # 7 x 64 = 448
+    neural = scl.Config.from_dict({"seeds": 4, "truth": {"kind": "moons"}, "model": {"family": "flow_matching"},
+                                   "metrics": {"names": ["sliced_w2"]}})
+    assert devices.devices_for(small) == 1
+    assert devices.devices_for(big) == 448 // 128
+    assert devices.devices_for(neural) == 4
