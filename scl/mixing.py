@@ -138,28 +138,45 @@ def accumulate(n: int, m: int, generations: int) -> Mixer:
     return Mixer(init, mix, m, 0, state_is_training_set=True)
 
 
-def distinct_indices(key, count, k: int):
-    """[k] distinct integers drawn uniformly (as a set) from [0, count), count >= k traced.
+def distinct_indices(key, count, k: int, capacity: int | None = None):
+    """[k] distinct integers drawn uniformly (as a set) from [0, count), count >= k traced,
+    count <= ``capacity`` (static; default: membership by comparison, no bitmap).
 
     Floyd's algorithm: for j = count-k .. count-1 draw r ~ U{0..j}; keep r unless already taken,
-    else keep j. Costs k random numbers and O(k^2) comparisons, independent of the buffer size.
+    else keep j. Costs k random numbers. With ``capacity`` a bitmap of capacity bits answers
+    "already taken" in O(1) (O(k) work per draw otherwise), independent of the buffer size.
     """
     u = jax.random.uniform(key, (k,))
 
-    def body(i, chosen):
+    def draw(i):
         j = count - k + i
-        r = jnp.minimum(jnp.floor(u[i] * (j + 1)).astype(jnp.int32), j)
-        return chosen.at[i].set(jnp.where(jnp.any(chosen == r), j, r))
+        return j, jnp.minimum(jnp.floor(u[i] * (j + 1)).astype(jnp.int32), j)
 
-    return jax.lax.fori_loop(0, k, body, jnp.full((k,), -1, jnp.int32))
+    if capacity is None:
+        def body(i, chosen):
+            j, r = draw(i)
+            return chosen.at[i].set(jnp.where(jnp.any(chosen == r), j, r))
+        return jax.lax.fori_loop(0, k, body, jnp.full((k,), -1, jnp.int32))
+
+    def body_bitmap(i, carry):
+        chosen, bits = carry
+        j, r = draw(i)
+        pick = jnp.where((bits[r >> 5] >> (r & 31).astype(jnp.uint32)) & 1, j, r)
+        word = pick >> 5
+        bits = bits.at[word].set(bits[word] | (jnp.uint32(1) << (pick & 31).astype(jnp.uint32)))
+        return chosen.at[i].set(pick), bits
+
+    start = (jnp.full((k,), -1, jnp.int32), jnp.zeros((-(-capacity // 32),), jnp.uint32))
+    return jax.lax.fori_loop(0, k, body_bitmap, start, unroll=4)[0]
 
 
 def accumulate_subsample(n: int, m: int, generations: int) -> Mixer:
     init, add = _pool_init(n, m, generations, padded=False)
+    capacity = n + generations * m
 
     def mix(key, pool, fresh_real, syn, knobs, t):
         pool = add(pool, syn, t)
-        idx = distinct_indices(key, n + t * m, n)     # the pool fills in order: rows [0, n + t m)
+        idx = distinct_indices(key, n + t * m, n, capacity)   # the pool fills in order: rows [0, n + t m)
         x = tree_map(lambda p: p[idx], pool.x)
         return pool, x, jnp.ones((n,), jnp.float32)
     return Mixer(init, mix, m, 0)

@@ -84,13 +84,19 @@ def test_accumulate_subsample_is_uniform_over_the_pool():
     assert abs(share.mean() - 0.5) < 4 * share.std() / np.sqrt(4000)
 
 
-def test_distinct_indices_is_a_uniform_subset():
+@pytest.mark.parametrize("count, k, capacity", [(9, 4, None), (9, 4, 9), (40, 6, 70)])
+def test_distinct_indices_is_a_uniform_subset(count, k, capacity):
     """Floyd's algorithm: k distinct values, each of [0, count) included with probability k/count,
-    and every pair with probability k(k-1)/(count(count-1))."""
+    and every pair with probability k(k-1)/(count(count-1)). The bitmap membership test (given a
+    capacity; (40, 6, 70) spans three 32-bit words) picks exactly what the comparison test picks."""
     from scl.mixing import distinct_indices
 
-    count, k, R = 9, 4, 20_000
-    draws = np.asarray(jax.vmap(lambda key: distinct_indices(key, count, k))(jax.random.split(KEY, R)))
+    R = 20_000
+    keys = jax.random.split(KEY, R)
+    draws = np.asarray(jax.vmap(lambda key: distinct_indices(key, count, k, capacity))(keys))
+    if capacity is not None:
+        plain = np.asarray(jax.vmap(lambda key: distinct_indices(key, count, k))(keys))
+        np.testing.assert_array_equal(draws, plain)
     assert all(len(set(row)) == k for row in draws[:500]) and draws.min() >= 0 and draws.max() < count
     member = np.zeros((R, count))
     np.put_along_axis(member, draws, 1.0, axis=1)

@@ -104,7 +104,9 @@ def make_kde(o: KDEModel, source) -> Family:
     def sample(key, state, n, knobs):
         kr, kz = jax.random.split(key)
         idx = pick_training_rows(kr, state.w, n)
-        return state.x[idx] + state.bandwidth * jax.random.normal(kz, (n, state.x.shape[-1]))
+        d = state.x.shape[-1]
+        noise = jax.random.normal(kz, (n * d,)).reshape(n, d)     # a flat draw is faster under vmap
+        return state.x[idx] + state.bandwidth * noise
 
     return Family(init=init, fit=fit, sample=sample, log_prob=kde_log_prob,
                   training_set=lambda s: (s.x, s.w))
