@@ -105,7 +105,7 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
     mixer = make_mixer(loop, lam_max)
     pipeline = make_synthetic_pipeline(cfg, source, family, mixer.synthetic_rows)
     metric_fns = make_metrics(MetricContext(family, source, cfg.metrics, cfg))
-    statistics = moments.statistics_mixer(loop, source) if moments.uses_statistics(cfg, family, source) else None
+    statistics = moments.statistics_mixer(loop, source) if moments.uses_statistics(cfg, family) else None
     names = tuple(metric_fns)
     generations = loop.generations
     L = chunk_size or cfg.run.chunk_size

@@ -139,20 +139,20 @@ def draw(key, mean, root, count) -> Moments:
     return draw_sets(key, [(mean, root, count)])[0]
 
 
-def uses_statistics(cfg, family, source) -> bool:
+def uses_statistics(cfg, family) -> bool:
     """Whether the engine draws training statistics instead of rows for ``cfg``.
 
     ``model.draw``: ``rows`` never; ``statistics`` always (validated by the family's check);
     ``auto`` wherever it is exact: a family that fits from moments, regime replace, fresh (with a
-    truth that draws moments) or fixed_real, and no curation or correction between the draw and
+    gaussian truth) or fixed_real, and no curation or correction between the draw and
     the fit."""
     draw_opt = getattr(cfg.model, "draw", "rows")
     if draw_opt == "rows" or family.fit_moments is None or family.sampling_gaussian is None:
         return False
-    return draw_opt == "statistics" or statistics_possible(cfg, source) is None
+    return draw_opt == "statistics" or statistics_possible(cfg) is None
 
 
-def statistics_possible(cfg, source=None):
+def statistics_possible(cfg):
     """None when drawing statistics is exact for ``cfg``; else (field, reason) for the error."""
     loop = cfg.loop
     if loop.regime not in STATISTICS_REGIMES:
@@ -162,7 +162,7 @@ def statistics_possible(cfg, source=None):
             return (section, "acts on individual rows; drawing statistics needs no curation or correction")
     if loop.regime == "fresh":
         kind = getattr(cfg.truth, "name", None)
-        if source.gaussian is None if source is not None else kind != "gaussian":
+        if kind != "gaussian":
             return ("truth.kind", f"is {kind!r}; fresh real rows can be drawn as statistics only from a gaussian truth")
     return None
 

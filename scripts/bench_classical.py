@@ -13,26 +13,22 @@ Carlo runs of the same loop, so the numbers agree only statistically).
 
 Accumulate trains generation t on n + (t-1) n rows; scl keeps them in a fixed-capacity buffer of
 n + G n rows (zero weights = absent), so its cost per generation is fixed by G, not t.
-scikit-learn is imported and warmed up before any timing. Like ``scl run``, scl splits the CPU
-into one XLA device per core (``--cpu-devices 1``: one device); scikit-learn runs one
-configuration at a time, as a one-off script would.
+scikit-learn is imported and warmed up before any timing. scl uses the devices ``scl run`` would
+(one for this 30-configuration sweep: scl.devices.devices_for; ``--cpu-devices N`` overrides);
+scikit-learn runs one configuration at a time, as a one-off script would.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
-if __name__ == "__main__":  # like `scl run`: one XLA device per core unless --cpu-devices N
-    from scl.devices import use_cpu_devices
-    arg = next((a for a in sys.argv if a.startswith("--cpu-devices")), None)
-    use_cpu_devices(None if arg is None else int(arg.split("=", 1)[1] if "=" in arg else sys.argv[sys.argv.index(arg) + 1]))
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import scl
+from scl.devices import devices_for, use_cpu_devices
 from scl.engine import build_program, flat_inputs
 from scl.families.kde import kde_log_prob
 
@@ -111,11 +107,15 @@ def main():
     ap.add_argument("--sklearn-seeds", type=int, default=None,
                     help="run scikit-learn on this many of the seeds per (regime, bandwidth) and extrapolate")
     ap.add_argument("--cpu-devices", type=int, default=None,
-                    help="XLA devices the scl run shards its configurations over (default: one per core)")
+                    help="XLA devices the scl run shards its configurations over (default: as scl run)")
     ap.add_argument("--growth", type=int, nargs="*", default=[25, 50, 100],
                     help="also time scl at these generation counts (run time versus G)")
     args = ap.parse_args()
     G, n, S, H = args.generations, args.n, args.seeds, args.bandwidths
+    # as `scl run` would: split the CPU only when the sweep is large enough (scl.devices); before
+    # JAX computes anything
+    use_cpu_devices(args.cpu_devices if args.cpu_devices is not None
+                    else devices_for(make_config(args.regimes[0], H, S, G, n)))
     sk_seeds = min(args.sklearn_seeds or S, S)
     y_test = jnp.asarray(moons_numpy(1000, 12345), jnp.float32)
     print(f"KDE on two moons: {len(H)} bandwidths x {S} seeds x {G} generations x n = {n}; "

@@ -14,8 +14,8 @@
 
 Device-agnostic: runs on whatever ``jax.devices()`` are (CPU, GPU, TPU); the vmapped sweep is
 sharded over all of them as ``scl`` does, the sequential loop runs on the first.
-``--cpu-devices N`` splits a CPU host into N devices (one per core is what ``scl run`` uses for
-large sweeps).
+By default a CPU host is split into one device per core, as ``scl run`` does for a neural sweep;
+``--cpu-devices 1`` times one device.
 """
 from __future__ import annotations
 
@@ -23,11 +23,10 @@ import argparse
 import sys
 import time
 
-if __name__ == "__main__":  # --cpu-devices N: split the CPU into N XLA devices before jax starts
-    from scl.devices import use_cpu_devices
+if __name__ == "__main__":  # as `scl run` does for a neural sweep: one XLA device per core, unless
+    from scl.devices import use_cpu_devices      # --cpu-devices N (before jax starts)
     arg = next((a for a in sys.argv if a.startswith("--cpu-devices")), None)
-    if arg is not None:
-        use_cpu_devices(int(arg.split("=", 1)[1] if "=" in arg else sys.argv[sys.argv.index(arg) + 1]))
+    use_cpu_devices(None if arg is None else int(arg.split("=", 1)[1] if "=" in arg else sys.argv[sys.argv.index(arg) + 1]))
 
 import jax
 import jax.numpy as jnp
@@ -102,7 +101,7 @@ def main():
     ap.add_argument("--flops-per-run", type=float, default=1e10,
                     help="steps per timed run are chosen to make about this many FLOPs")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--cpu-devices", type=int, default=None, help="split the CPU into N XLA devices")
+    ap.add_argument("--cpu-devices", type=int, default=None, help="split the CPU into N XLA devices (default: one per core)")
     args = ap.parse_args()
     device = jax.devices()[0]
     n = 3072 if device.platform == "cpu" else 8192

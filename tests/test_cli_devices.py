@@ -6,6 +6,7 @@ import sys
 import numpy as np
 
 import scl
+from scl.results import config_of
 
 
 def run(tmp_path, name, *extra):
@@ -20,7 +21,7 @@ def run(tmp_path, name, *extra):
 
 def test_cpu_devices_split_the_sweep_and_agree_with_one_device(tmp_path):
     two = run(tmp_path, "two", "--cpu-devices", "2")
-    one = run(tmp_path, "one", "--cpu-devices", "1")
+    one = scl.simulate(config_of(two), progress=False)          # in-process: 1 device (conftest)
     assert two.attrs["devices"] == 2 and one.attrs["devices"] == 1
     for name in ("w2", "trace_ratio"):
         np.testing.assert_allclose(two[name].values, one[name].values, rtol=1e-5, atol=1e-6)

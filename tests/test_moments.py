@@ -94,7 +94,7 @@ def test_auto_draws_statistics_only_where_exact():
 
     def uses(**over):
         cfg = scl.Config.from_dict({"loop": {"regime": "replace", "n": 20, **over.pop("loop", {})}, **over})
-        return moments.uses_statistics(cfg, make_family(cfg.model, make_source(cfg.truth)), make_source(cfg.truth))
+        return moments.uses_statistics(cfg, make_family(cfg.model, make_source(cfg.truth)))
 
     assert uses()
     assert uses(loop={"regime": "fixed_real", "lam": 1.0})

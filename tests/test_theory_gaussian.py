@@ -108,7 +108,7 @@ def test_accumulate_product_formula(check_4se):
     assert metrics["trace_ratio"][g].mean() > limit - 4 * metrics["trace_ratio"][g].std() / np.sqrt(R)
 
 
-@pytest.mark.parametrize("draw", DRAWS)
+@pytest.mark.parametrize("draw", ["statistics", pytest.param("rows", marks=pytest.mark.slow)])  # rows: n = 20000
 @pytest.mark.parametrize("lam", [0.5, 1.0, 3.0])
 def test_fixed_real_contracts_by_lambda_over_one_plus_lambda(lam, draw, check_4se):
     """THEORY §4: start from a perturbed model; E[mu_t] - mu0 = (lam/(1+lam))^t delta exactly, and
