@@ -268,3 +268,23 @@ def test_family_configs_load():
     for name in ("mixture_ring.yaml", "kde_moons.yaml", "regression_collapse.yaml", "categorical_zipf.yaml"):
         cfg = scl.load_config(root / name)
         build_program(cfg.static_variants()[0][1])   # metrics applicable, program builds
+
+
+def test_kde_under_accumulate_holds_the_whole_pool_once():
+    """The KDE's state is the accumulate pool (the engine keeps no second copy): after G
+    generations it holds the n real rows of generation 0 first, then G synthetic batches."""
+    from scl.simulate import run_variant
+
+    n, m, G = 12, 5, 3
+    cfg = scl.Config.from_dict({"seeds": 2, "truth": {"kind": "moons"}, "model": {"family": "kde", "bandwidth": 0.1},
+                                "loop": {"generations": G, "n": n, "synthetic_size": m, "regime": "accumulate"},
+                                "metrics": {"names": ["nll"]}, "run": {"chunk_size": G, "progress": False}})
+    program = build_program(cfg)
+    keys, knobs = flat_inputs(cfg)
+    start, _ = program.init(keys, knobs)
+    _, final = run_variant(cfg)
+    assert final.mix == () and start.mix == ()
+    w = np.asarray(final.model.w)
+    np.testing.assert_array_equal(w, np.broadcast_to((np.arange(n + G * m) < n + G * m).astype(np.float32), w.shape))
+    np.testing.assert_array_equal(np.asarray(final.model.x)[:, :n], np.asarray(start.model.x)[:, :n])
+    assert np.all(np.asarray(final.model.x)[:, n:] != 0)            # every batch was written
