@@ -138,36 +138,27 @@ def accumulate(n: int, m: int, generations: int) -> Mixer:
     return Mixer(init, mix, m, 0, state_is_training_set=True)
 
 
-def distinct_indices(key, count, k: int, capacity: int | None = None):
+def distinct_indices(key, count, k: int, capacity: int):
     """[k] distinct integers drawn uniformly (as a set) from [0, count), count >= k traced,
-    count <= ``capacity`` (static; default: membership by comparison, no bitmap).
+    count <= ``capacity`` (static).
 
     Floyd's algorithm: for j = count-k .. count-1 draw r ~ U{0..j}; keep r unless already taken,
-    else keep j. Costs k random numbers. With ``capacity`` a bitmap of capacity bits answers
-    "already taken" in O(1) (O(k) work per draw otherwise), independent of the buffer size.
+    else keep j. Costs k random numbers; a bitmap of ``capacity`` bits answers "already taken" in
+    O(1), independent of the buffer size.
     """
     u = jax.random.uniform(key, (k,))
 
-    def draw(i):
-        j = count - k + i
-        return j, jnp.minimum(jnp.floor(u[i] * (j + 1)).astype(jnp.int32), j)
-
-    if capacity is None:
-        def body(i, chosen):
-            j, r = draw(i)
-            return chosen.at[i].set(jnp.where(jnp.any(chosen == r), j, r))
-        return jax.lax.fori_loop(0, k, body, jnp.full((k,), -1, jnp.int32))
-
-    def body_bitmap(i, carry):
+    def body(i, carry):
         chosen, bits = carry
-        j, r = draw(i)
+        j = count - k + i
+        r = jnp.minimum(jnp.floor(u[i] * (j + 1)).astype(jnp.int32), j)
         pick = jnp.where((bits[r >> 5] >> (r & 31).astype(jnp.uint32)) & 1, j, r)
         word = pick >> 5
         bits = bits.at[word].set(bits[word] | (jnp.uint32(1) << (pick & 31).astype(jnp.uint32)))
         return chosen.at[i].set(pick), bits
 
     start = (jnp.full((k,), -1, jnp.int32), jnp.zeros((-(-capacity // 32),), jnp.uint32))
-    return jax.lax.fori_loop(0, k, body_bitmap, start, unroll=4)[0]
+    return jax.lax.fori_loop(0, k, body, start, unroll=4)[0]
 
 
 def accumulate_subsample(n: int, m: int, generations: int) -> Mixer:

@@ -17,23 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-
-if __name__ == "__main__":  # the device count must be fixed before jax computes anything
-    from scl.devices import use_cpu_devices
-    for i, a in enumerate(sys.argv):
-        if a.startswith("--cpu-devices"):
-            use_cpu_devices(int(a.split("=", 1)[1] if "=" in a else sys.argv[i + 1]))
-            break
-    else:
-        use_cpu_devices()
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import scl
+from scl.devices import use_cpu_devices
 from scl.engine import build_program, flat_inputs
 
 
@@ -137,6 +128,7 @@ def main():
     p.add_argument("--draw", default="auto", choices=["auto", "rows"], help="model.draw for every timed loop")
     p.add_argument("--skip-compile", action="store_true", help="skip the compile-time comparison")
     a = p.parse_args()
+    use_cpu_devices(a.cpu_devices)          # before jax computes anything (default: one per core)
     cfg = config(generations=a.generations, draw=a.draw)
     C = cfg.seeds * len(cfg.sweep[0][1])
     print(f"backend {jax.default_backend()}, {jax.device_count()} device(s), {os.cpu_count()} cores, model.draw={a.draw}; grid {cfg.seeds} seeds x "

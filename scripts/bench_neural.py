@@ -20,13 +20,7 @@ By default a CPU host is split into one device per core, as ``scl run`` does for
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-
-if __name__ == "__main__":  # as `scl run` does for a neural sweep: one XLA device per core, unless
-    from scl.devices import use_cpu_devices      # --cpu-devices N (before jax starts)
-    arg = next((a for a in sys.argv if a.startswith("--cpu-devices")), None)
-    use_cpu_devices(None if arg is None else int(arg.split("=", 1)[1] if "=" in arg else sys.argv[sys.argv.index(arg) + 1]))
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +28,7 @@ import numpy as np
 
 from scl.config import Config
 from scl.data import make_source
+from scl.devices import use_cpu_devices
 from scl.engine import shard_configs
 from scl.families.diffusion import diffusion_spec
 from scl.families.flow import flow_spec
@@ -103,6 +98,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--cpu-devices", type=int, default=None, help="split the CPU into N XLA devices (default: one per core)")
     args = ap.parse_args()
+    use_cpu_devices(args.cpu_devices)       # before jax computes anything (default: one per core, as scl run)
     device = jax.devices()[0]
     n = 3072 if device.platform == "cpu" else 8192
     peak = matmul_peak(n)

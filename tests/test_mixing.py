@@ -84,19 +84,29 @@ def test_accumulate_subsample_is_uniform_over_the_pool():
     assert abs(share.mean() - 0.5) < 4 * share.std() / np.sqrt(4000)
 
 
-@pytest.mark.parametrize("count, k, capacity", [(9, 4, None), (9, 4, 9), (40, 6, 70)])
+def floyd_by_comparison(key, count, k):
+    """Reference: Floyd's algorithm with "already taken" answered by comparing with every pick."""
+    u = jax.random.uniform(key, (k,))
+
+    def body(i, chosen):
+        j = count - k + i
+        r = jnp.minimum(jnp.floor(u[i] * (j + 1)).astype(jnp.int32), j)
+        return chosen.at[i].set(jnp.where(jnp.any(chosen == r), j, r))
+    return jax.lax.fori_loop(0, k, body, jnp.full((k,), -1, jnp.int32))
+
+
+@pytest.mark.parametrize("count, k, capacity", [(9, 4, 9), (9, 4, 16), (40, 6, 70)])
 def test_distinct_indices_is_a_uniform_subset(count, k, capacity):
     """Floyd's algorithm: k distinct values, each of [0, count) included with probability k/count,
-    and every pair with probability k(k-1)/(count(count-1)). The bitmap membership test (given a
-    capacity; (40, 6, 70) spans three 32-bit words) picks exactly what the comparison test picks."""
+    and every pair with probability k(k-1)/(count(count-1)). The bitmap membership test ((40, 6, 70)
+    spans three 32-bit words) picks exactly what the comparison test picks."""
     from scl.mixing import distinct_indices
 
     R = 20_000
     keys = jax.random.split(KEY, R)
     draws = np.asarray(jax.vmap(lambda key: distinct_indices(key, count, k, capacity))(keys))
-    if capacity is not None:
-        plain = np.asarray(jax.vmap(lambda key: distinct_indices(key, count, k))(keys))
-        np.testing.assert_array_equal(draws, plain)
+    plain = np.asarray(jax.vmap(lambda key: floyd_by_comparison(key, count, k))(keys))
+    np.testing.assert_array_equal(draws, plain)
     assert all(len(set(row)) == k for row in draws[:500]) and draws.min() >= 0 and draws.max() < count
     member = np.zeros((R, count))
     np.put_along_axis(member, draws, 1.0, axis=1)
