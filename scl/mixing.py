@@ -30,6 +30,8 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from scl.rng import uniform_below
+
 tree_map = jax.tree_util.tree_map
 
 
@@ -40,7 +42,8 @@ class Mixer(NamedTuple):
     synthetic_rows: rows sampled from the model each generation.
     fresh_real_rows: fresh truth rows drawn each generation (0: none, ``fresh_real`` is None).
     state_is_training_set: the state is a Pool equal to the (x, w) that mix returns
-        (accumulate), so a family that stores its training rows can hold it for both.
+        (accumulate; a Pool stores the count of rows written, not w), so a family that stores its
+        training rows can hold it for both.
     """
 
     init: Callable
@@ -104,8 +107,12 @@ def fixed_real(n: int, lam_max: float) -> Mixer:
 
 
 class Pool(NamedTuple):
-    x: object      # rows, leading axis = capacity
-    w: jax.Array   # [capacity] 1 where a row has been written
+    x: object          # rows, leading axis = capacity
+    count: jax.Array   # [] int32: rows [0, count) have been written
+
+    def weights(self):
+        """[capacity] 0/1 weights of the rows written (computed, not stored)."""
+        return _first(self.count, _count(self.x))
 
 
 def _pool_init(n: int, m: int, generations: int, padded: bool):
@@ -114,17 +121,16 @@ def _pool_init(n: int, m: int, generations: int, padded: bool):
 
     def init(key, real):
         x = tree_map(lambda r: jnp.zeros((capacity,) + r.shape[1:], r.dtype).at[:n].set(r), real)
-        w = _first(n, capacity)
+        pool = Pool(x, jnp.int32(n))
         if padded:
-            return Pool(x, w), x, w
-        return Pool(x, w), real, _ones(real)
+            return pool, x, pool.weights()
+        return pool, real, _ones(real)
 
     def add(pool, syn, t):
         offset = n + (t - 1) * m
         x = tree_map(lambda p, s: jax.lax.dynamic_update_slice_in_dim(p, s.astype(p.dtype), offset, 0),
                      pool.x, syn)
-        w = jax.lax.dynamic_update_slice_in_dim(pool.w, jnp.ones((m,), jnp.float32), offset, 0)
-        return Pool(x, w)
+        return Pool(x, jnp.asarray(offset + m, jnp.int32))
 
     return init, add
 
@@ -134,7 +140,7 @@ def accumulate(n: int, m: int, generations: int) -> Mixer:
 
     def mix(key, pool, fresh_real, syn, knobs, t):
         pool = add(pool, syn, t)
-        return pool, pool.x, pool.w
+        return pool, pool.x, pool.weights()
     return Mixer(init, mix, m, 0, state_is_training_set=True)
 
 
@@ -143,18 +149,19 @@ def distinct_indices(key, count, k: int, capacity: int):
     count <= ``capacity`` (static).
 
     Floyd's algorithm: for j = count-k .. count-1 draw r ~ U{0..j}; keep r unless already taken,
-    else keep j. Costs k random numbers; a bitmap of ``capacity`` bits answers "already taken" in
-    O(1), independent of the buffer size.
+    else keep j. The k draws are exact bounded integers (scl.rng.uniform_below), made before the
+    loop; a bitmap of ``capacity`` bits answers "already taken" in O(1), independent of the
+    buffer size.
     """
-    u = jax.random.uniform(key, (k,))
+    top = count - k + jnp.arange(k)                       # j for each step
+    draws = uniform_below(key, top + 1, (k,))
 
     def body(i, carry):
         chosen, bits = carry
-        j = count - k + i
-        r = jnp.minimum(jnp.floor(u[i] * (j + 1)).astype(jnp.int32), j)
-        pick = jnp.where((bits[r >> 5] >> (r & 31).astype(jnp.uint32)) & 1, j, r)
-        word = pick >> 5
-        bits = bits.at[word].set(bits[word] | (jnp.uint32(1) << (pick & 31).astype(jnp.uint32)))
+        r = draws[i]
+        pick = jnp.where((bits[r >> 5] >> (r & 31).astype(jnp.uint32)) & 1, top[i], r)
+        # pick is never taken yet, so adding its bit sets it (one scatter, no second read)
+        bits = bits.at[pick >> 5].add(jnp.uint32(1) << (pick & 31).astype(jnp.uint32))
         return chosen.at[i].set(pick), bits
 
     start = (jnp.full((k,), -1, jnp.int32), jnp.zeros((-(-capacity // 32),), jnp.uint32))

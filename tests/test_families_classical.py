@@ -134,17 +134,26 @@ def test_kde_sample_variance_theory():
 
 
 def test_kde_log_density_matches_sklearn():
-    """Weighted KDE log-density = scikit-learn KernelDensity (zero-weight rows are ignored)."""
+    """KDE log-density = scikit-learn KernelDensity on the rows present (the buffer's padding
+    after them is ignored, whatever it holds)."""
     from sklearn.neighbors import KernelDensity
     from scl.families.kde import KDEState, kde_log_prob
     rng = np.random.default_rng(0)
     x = rng.normal(size=(60, 2)).astype(np.float32)
-    w = rng.uniform(0.2, 2.0, 60).astype(np.float32)
-    w[40:] = 0.0                      # the empty tail of a buffer
     y = rng.normal(size=(25, 2)).astype(np.float32)
-    ours = kde_log_prob(KDEState(jnp.asarray(x), jnp.asarray(w), jnp.float32(0.4)), jnp.asarray(y))
-    ref = KernelDensity(bandwidth=0.4).fit(x[:40], sample_weight=w[:40]).score_samples(y)
+    ours = kde_log_prob(KDEState(jnp.asarray(x), jnp.int32(40), jnp.float32(0.4)), jnp.asarray(y))
+    ref = KernelDensity(bandwidth=0.4).fit(x[:40]).score_samples(y)
     np.testing.assert_allclose(np.asarray(ours), ref, atol=2e-4)
+
+
+def test_kde_fit_counts_the_rows_present():
+    """fit reads a mixer's 0/1 weights (rows first) as a row count, for every count up to N."""
+    from scl.families.kde import KDEModel, make_kde
+    family = make_kde(KDEModel(), None)
+    x = jnp.zeros((37, 2))
+    for c in range(38):
+        w = (jnp.arange(37) < c).astype(jnp.float32)
+        assert int(family.init(jax.random.PRNGKey(0), x, w, {"bandwidth": 0.1}).count) == c
 
 
 def test_kde_bandwidth_rules():
@@ -284,7 +293,7 @@ def test_kde_under_accumulate_holds_the_whole_pool_once():
     start, _ = program.init(keys, knobs)
     _, final = run_variant(cfg)
     assert final.mix == () and start.mix == ()
-    w = np.asarray(final.model.w)
-    np.testing.assert_array_equal(w, np.broadcast_to((np.arange(n + G * m) < n + G * m).astype(np.float32), w.shape))
+    np.testing.assert_array_equal(np.asarray(final.model.count), n + G * m)
+    assert np.asarray(final.model.x).shape[1] == n + G * m
     np.testing.assert_array_equal(np.asarray(final.model.x)[:, :n], np.asarray(start.model.x)[:, :n])
     assert np.all(np.asarray(final.model.x)[:, n:] != 0)            # every batch was written

@@ -27,7 +27,7 @@ def gaussian_config(family, **model):
 
 
 FAMILY_SETTINGS = {
-    "flow": {"layers": 4},
+    "flow": {"layers": 4, "batch_size": 512},
     "flow_matching": {"sample_steps": 20},
     "diffusion": {"sampler": "ddim", "sample_steps": 50, "steps": 1500, "learning_rate": 2e-3, "batch_size": 512},
     "diffusion-long": {"sampler": "ddim", "sample_steps": 50, "steps": 5000, "learning_rate": 1e-3},
@@ -35,7 +35,8 @@ FAMILY_SETTINGS = {
 # Diffusion's noise predictor needs the largest budget: a small bias of eps at high noise becomes a
 # bias of z0_hat / sqrt(abar); after 1500 steps its moments are only roughly right (tolerance 0.35),
 # after 5000 steps (slow test) as accurate as the others.
-TOLERANCE = {"flow": 0.1, "flow_matching": 0.1, "diffusion": 0.35, "diffusion-long": 0.1}
+# The flow's largest moment error over six training seeds was 0.10 (batch 512, 400 steps).
+TOLERANCE = {"flow": 0.13, "flow_matching": 0.1, "diffusion": 0.35, "diffusion-long": 0.1}
 
 
 @pytest.mark.parametrize("family", ["flow", "flow_matching", "diffusion",

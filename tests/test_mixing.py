@@ -85,12 +85,14 @@ def test_accumulate_subsample_is_uniform_over_the_pool():
 
 
 def floyd_by_comparison(key, count, k):
-    """Reference: Floyd's algorithm with "already taken" answered by comparing with every pick."""
-    u = jax.random.uniform(key, (k,))
+    """Reference: Floyd's algorithm with "already taken" answered by comparing with every pick
+    (the same exact draws r ~ U{0..j})."""
+    from scl.rng import uniform_below
+    r_all = uniform_below(key, count - k + jnp.arange(k) + 1, (k,))
 
     def body(i, chosen):
         j = count - k + i
-        r = jnp.minimum(jnp.floor(u[i] * (j + 1)).astype(jnp.int32), j)
+        r = r_all[i]
         return chosen.at[i].set(jnp.where(jnp.any(chosen == r), j, r))
     return jax.lax.fori_loop(0, k, body, jnp.full((k,), -1, jnp.int32))
 

@@ -16,8 +16,8 @@ class Family(NamedTuple):
         model samples N(mean, root root^T), so a training set's statistics can be drawn directly
     fit_moments(key, state, moments, knobs) -> state     optional: fit from a training set's
         count, mean and scatter (scl.moments.Moments) instead of its rows
-    training_set(state) -> (x, w)            optional: the state stores its training rows (a KDE);
-        under ``accumulate`` the engine then keeps the pool only there, not twice
+    training_set(state) -> (x, count)        optional: the state stores its training rows (a KDE),
+        rows [0, count) present; under ``accumulate`` the engine then keeps the pool only there
 
     ``x`` is [N, dim]; ``w`` is [N] 0/1 row weights: the mixers put the training rows first, so
     rows [0, sum(w)) are present and the rest is padding (scl.mixing). ``knobs`` is the

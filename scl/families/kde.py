@@ -1,9 +1,11 @@
-"""Kernel density estimator with an isotropic Gaussian kernel on weighted rows.
+"""Kernel density estimator with an isotropic Gaussian kernel on its training rows.
 
-    p(y) = sum_i w_i N(y; x_i, h^2 I) / sum_i w_i
+    p(y) = (1/c) sum_{i < c} N(y; x_i, h^2 I)
 
-State: ``KDEState(x [N, d], w [N], bandwidth h [])``: the training rows themselves (N is the
-mixer's buffer size; zero-weight rows are absent). Bandwidth rule (static ``bandwidth_rule``):
+State: ``KDEState(x [N, d], count c [], bandwidth h [])``: the training rows themselves, N the
+mixer's buffer size, rows [0, c) present (the mixers' 0/1 weights put the rows first; a count
+rather than a weight vector keeps a large accumulate buffer's state to the rows). Bandwidth rule
+(static ``bandwidth_rule``):
 
 * ``fixed``: h = ``bandwidth`` (a knob: sweepable inside one program);
 * ``scott``: h = s n_eff^(-1/(d+4));   ``silverman``: h = s (n_eff (d+2)/4)^(-1/(d+4)),
@@ -34,8 +36,9 @@ import jax.numpy as jnp
 
 from scl.config import check_range, knob, static
 from scl.families.base import Family
-from scl.families.weighted import effective_size, pick_training_rows, require_rows
+from scl.families.weighted import effective_size, present_count, require_rows
 from scl.registry import register_family
+from scl.rng import uniform_below
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,12 @@ class KDEModel:
 
 class KDEState(NamedTuple):
     x: jax.Array          # [N, d] training rows
-    w: jax.Array          # [N] their weights (0 = absent)
+    count: jax.Array      # [] int32: rows [0, count) are present, the rest padding
     bandwidth: jax.Array  # [] kernel standard deviation h
+
+    def weights(self):
+        """[N] 0/1 weights of the rows present."""
+        return (jnp.arange(self.x.shape[0]) < self.count).astype(jnp.float32)
 
 
 def rule_bandwidth(x, w, rule: str):
@@ -81,9 +88,9 @@ def kde_log_prob(state: KDEState, y):
     d = y.shape[-1]
     h = state.bandwidth
     sq = (jnp.sum(y ** 2, 1)[:, None] + jnp.sum(state.x ** 2, 1)[None] - 2 * y @ state.x.T)
-    logw = jnp.where(state.w > 0, jnp.log(jnp.where(state.w > 0, state.w, 1.0)), -jnp.inf)
-    comp = logw[None] - 0.5 * jnp.clip(sq, 0.0) / h ** 2
-    norm = jnp.log(jnp.sum(state.w)) + d * jnp.log(h) + 0.5 * d * jnp.log(2 * jnp.pi)
+    present = jnp.arange(state.x.shape[0]) < state.count
+    comp = jnp.where(present[None], -0.5 * jnp.clip(sq, 0.0) / h ** 2, -jnp.inf)
+    norm = jnp.log(state.count.astype(jnp.float32)) + d * jnp.log(h) + 0.5 * d * jnp.log(2 * jnp.pi)
     return jax.scipy.special.logsumexp(comp, -1) - norm
 
 
@@ -96,17 +103,17 @@ def make_kde(o: KDEModel, source) -> Family:
             h = jnp.asarray(knobs["bandwidth"], jnp.float32)
         else:
             h = rule_bandwidth(x, w, o.bandwidth_rule)
-        return KDEState(x, w, h)
+        return KDEState(x, present_count(w), h)
 
     def init(key, x, w, knobs):
         return fit(key, None, x, w, knobs)
 
     def sample(key, state, n, knobs):
         kr, kz = jax.random.split(key)
-        idx = pick_training_rows(kr, state.w, n)
+        idx = uniform_below(kr, jnp.maximum(state.count, 1), (n,))
         d = state.x.shape[-1]
         noise = jax.random.normal(kz, (n * d,)).reshape(n, d)     # a flat draw is faster under vmap
         return state.x[idx] + state.bandwidth * noise
 
     return Family(init=init, fit=fit, sample=sample, log_prob=kde_log_prob,
-                  training_set=lambda s: (s.x, s.w))
+                  training_set=lambda s: (s.x, s.count))

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from scl.errors import ConfigError
+from scl.rng import uniform_below
 
 
 def pick_training_rows(key, w, n: int):
@@ -12,9 +13,23 @@ def pick_training_rows(key, w, n: int):
 
     The mixers (scl.mixing) give 0/1 weights with the rows present first: rows [0, sum(w)) are
     the training set, the rest padding. So a draw is a uniform integer below sum(w), with no pass
-    over the buffer beyond that sum (a large accumulate buffer costs one reduction)."""
-    count = jnp.maximum(jnp.round(jnp.sum(w)), 1.0).astype(jnp.int32)
-    return jax.random.randint(key, (n,), 0, count)
+    the rows present are counted by bisection: a large accumulate buffer costs O(log N) reads."""
+    return uniform_below(key, jnp.maximum(present_count(w), 1), (n,))
+
+
+def present_count(w):
+    """Number of rows present in a mixer's training set, w [N] = 1 on rows [0, c), 0 after: c by
+    bisection on w > 0 (log2 N reads, no pass over the buffer)."""
+    N = w.shape[0]
+
+    def halve(_, bounds):                   # invariant: w[lo - 1] > 0 (or lo = 0), w[hi] = 0 (or hi = N)
+        lo, hi = bounds
+        mid = (lo + hi) // 2
+        present = (mid < hi) & (w[jnp.minimum(mid, N - 1)] > 0)
+        return jnp.where(present, mid + 1, lo), jnp.where(present, hi, mid)
+
+    lo, _ = jax.lax.fori_loop(0, max(1, N.bit_length()), halve, (jnp.int32(0), jnp.int32(N)), unroll=True)
+    return lo
 
 
 def pick_rows(key, w, n: int, block: int = 16):
