@@ -10,6 +10,7 @@ Every invalid input raises :class:`scl.errors.ConfigError` naming the field, e.g
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import types
@@ -25,6 +26,12 @@ from scl.errors import ConfigError
 
 
 # ----------------------------------------------------------------------------- field helpers
+
+
+@functools.lru_cache(maxsize=None)
+def type_hints(cls) -> dict:
+    """typing.get_type_hints(cls), computed once per class (a sweep builds many configs)."""
+    return typing.get_type_hints(cls)
 
 def knob(default, doc: str = ""):
     """A numeric field that may be swept inside one compiled program (vmapped)."""
@@ -132,7 +139,7 @@ def parse(cls, data, path: str):
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(path, f"expected a mapping of settings, got {data!r}")
-    hints = typing.get_type_hints(cls)
+    hints = type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.init]
     tag = getattr(cls, "tag_key", None)
     for key in data:
@@ -411,7 +418,7 @@ class Config:
             elif key == "checkpoint":
                 kw[key] = parse(CheckpointConfig, value, "checkpoint")
             else:
-                kw[key] = coerce(value, typing.get_type_hints(cls)[key], key)
+                kw[key] = coerce(value, type_hints(cls)[key], key)
         return cls(**kw)
 
     def to_dict(self) -> dict:

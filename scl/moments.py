@@ -25,7 +25,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from scl.small_linalg import cholesky, matmul
+from scl.small_linalg import cholesky, lower_triangular, matmul
 
 STATISTICS_REGIMES = ("replace", "fresh", "fixed_real")
 
@@ -56,7 +56,7 @@ def combine(a: Moments, b: Moments) -> Moments:
     return Moments(count, mean, scatter)
 
 
-def gamma(key, alpha, candidates: int = 4, small_alpha: bool = True):
+def gamma(key, alpha, candidates: int = 3, small_alpha: bool = True):
     """Gamma(alpha, 1) draws, alpha [...] > 0 traced: Marsaglia and Tsang's squeeze method.
 
     Each element proposes ``candidates`` i.i.d. trials at once and keeps the first accepted one
@@ -122,13 +122,14 @@ def draw_sets(key, sets) -> list:
     count = jnp.stack([jnp.asarray(c, jnp.float32) for _, _, c in sets])          # [P]
     dof = count - 1.0                                               # Wishart degrees of freedom
     j = jnp.arange(d)
-    z = jax.random.normal(k_normal, (P * (d + d * d),)).reshape(P, d + d * d)   # flat: faster
+    below = d * (d - 1) // 2                                        # entries under the diagonal
+    z = jax.random.normal(k_normal, (P * (d + below),)).reshape(P, d + below)   # flat: faster
     # Bartlett: A lower triangular, A_jj^2 ~ chi2(dof - j), N(0, 1) below; columns j >= dof zero
     diag = jnp.sqrt(chi_square(k_chi, (dof[:, None] - j[None, :]).reshape(-1))).reshape(P, d)
     out = []
     for p, (mean, root, _) in enumerate(sets):
         m = mean + matmul(root, z[p, :d, None])[:, 0] / jnp.sqrt(jnp.maximum(count[p], 1.0))
-        a = jnp.tril(z[p, d:].reshape(d, d), -1) + jnp.diag(diag[p])
+        a = lower_triangular(z[p, d:], diag[p])
         a = matmul(root, jnp.where(j[None, :] < dof[p], a, 0.0))   # rank min(dof, d)
         out.append(Moments(count[p], m, matmul(a, a.T)))
     return out

@@ -9,6 +9,7 @@ configuration gives the same bits alone and inside a sweep). Larger matrices fal
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 UNROLL = 4
 
@@ -17,7 +18,10 @@ def matmul(a, b):
     """a [..., i, k] @ b [..., k, j]."""
     if a.shape[-1] > UNROLL:
         return a @ b
-    return jnp.sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)
+    # an explicit sum over k (not jnp.sum): elementwise adds fuse with their neighbours, where a
+    # reduction over a size-2 axis becomes its own kernel with a fixed cost per call
+    terms = [a[..., :, k, None] * b[..., None, k, :] for k in range(a.shape[-1])]
+    return sum(terms[1:], terms[0])
 
 
 def cholesky(a):
@@ -32,3 +36,15 @@ def cholesky(a):
         for i in range(j + 1, d):
             low[i][j] = (a[..., i, j] - sum((low[i][k] * low[j][k] for k in range(j)), 0.0)) / low[j][j]
     return jnp.stack([jnp.stack(row, -1) for row in low], -2)
+
+
+def lower_triangular(below, diag):
+    """[d, d] lower-triangular matrix from its strictly lower entries ``below`` [d(d-1)/2]
+    (row-major: (1,0), (2,0), (2,1), ...) and its diagonal ``diag`` [d]."""
+    d = diag.shape[-1]
+    if d > UNROLL:
+        rows, cols = np.tril_indices(d, -1)
+        return jnp.diag(diag).at[rows, cols].set(below)
+    zero = jnp.zeros((), diag.dtype)
+    entry = lambda r, c: below[r * (r - 1) // 2 + c] if c < r else (diag[r] if c == r else zero)
+    return jnp.stack([jnp.stack([entry(r, c) for c in range(d)]) for r in range(d)])

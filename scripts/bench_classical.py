@@ -46,7 +46,7 @@ def make_config(regime: str, bandwidths, seeds: int, generations: int, n: int):
         "run": {"chunk_size": 25, "progress": False}})
 
 
-def time_scl(cfg, repeats: int = 2):
+def time_scl(cfg, repeats: int = 5):
     """(compile s, run s, final model states): the program is built once; compile time is the
     first call's time minus the best of ``repeats`` later calls (same compiled program)."""
     program = build_program(cfg)

@@ -29,3 +29,15 @@ def test_same_bits_alone_and_in_a_batch():
     batched = jax.jit(jax.vmap(lambda m: matmul(cholesky(m), m)))(spd)
     alone = jax.jit(lambda m: matmul(cholesky(m), m))(spd[11])
     np.testing.assert_array_equal(batched[11], alone)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 4, 6])
+def test_lower_triangular_places_entries_row_major(d):
+    """Strictly lower entries in np.tril_indices order, the diagonal on it, zeros above; the
+    unrolled form (d <= 4) and the scatter form (d > 4) agree with NumPy."""
+    from scl.small_linalg import lower_triangular
+    below = np.arange(1, d * (d - 1) // 2 + 1, dtype=np.float32)
+    diag = -np.arange(1, d + 1, dtype=np.float32)
+    ref = np.diag(diag)
+    ref[np.tril_indices(d, -1)] = below
+    np.testing.assert_array_equal(np.asarray(lower_triangular(jnp.asarray(below), jnp.asarray(diag))), ref)
