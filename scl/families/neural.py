@@ -21,7 +21,7 @@ import optax
 
 from scl.config import ConfigError, check_range, knob, static
 from scl.families.base import Family
-from scl.families.weighted import pick_training_rows
+from scl.families.weighted import present_count
 
 tree_map = jax.tree_util.tree_map
 
@@ -110,10 +110,15 @@ def train(spec: NeuralSpec, key, params, opt_state, z, w, knobs, steps: int, bat
 
     Returns (params, opt_state, losses [steps]).
     """
+    # the mixers put the rows present first (weight 1), so a minibatch row is a uniform integer
+    # below their count, counted once; jax.random.randint here, not scl.rng.uniform_below, whose
+    # rejection loop would run inside every vmapped step (a third slower for small networks)
+    count = jnp.maximum(present_count(w), 1)
+
     def one(carry, k):
         params, opt_state = carry
         k_rows, k_loss = jax.random.split(k)
-        idx = pick_training_rows(k_rows, w, batch_size)
+        idx = jax.random.randint(k_rows, (batch_size,), 0, count)
         loss, grads = jax.value_and_grad(spec.loss)(params, k_loss, z[idx])
         norm = optax.global_norm(grads)
         factor = jnp.minimum(1.0, knobs["grad_clip"] / jnp.maximum(norm, 1e-12))

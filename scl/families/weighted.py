@@ -5,16 +5,6 @@ import jax
 import jax.numpy as jnp
 
 from scl.errors import ConfigError
-from scl.rng import uniform_below
-
-
-def pick_training_rows(key, w, n: int):
-    """[n] int indices drawn uniformly from a training set's rows, w [N] its weights.
-
-    The mixers (scl.mixing) give 0/1 weights with the rows present first: rows [0, sum(w)) are
-    the training set, the rest padding. So a draw is a uniform integer below sum(w), with no pass
-    the rows present are counted by bisection: a large accumulate buffer costs O(log N) reads."""
-    return uniform_below(key, jnp.maximum(present_count(w), 1), (n,))
 
 
 def present_count(w):
