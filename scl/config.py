@@ -33,6 +33,7 @@ def type_hints(cls) -> dict:
     """typing.get_type_hints(cls), computed once per class (a sweep builds many configs)."""
     return typing.get_type_hints(cls)
 
+
 def knob(default, doc: str = ""):
     """A numeric field that may be swept inside one compiled program (vmapped)."""
     return field(default=default, metadata={"knob": True, "doc": doc})

@@ -21,9 +21,11 @@ def cpu_cores() -> int:
 
 
 # Below this many configurations per device, splitting measured slower on a 2-core CPU for the
-# cheap families (a KDE sweep of 30 configurations took twice as long on 2 devices; 448 and 1024
-# Gaussian configurations ran 1.4x and 1.9x faster). Neural training is heavy enough per
-# configuration that 16 configurations ran 1.7-2.9x faster on 2 devices than one by one.
+# cheap families (a KDE sweep of 30 configurations took twice as long on 2 devices). Above it, it
+# measured 1.4-1.9x faster with JAX's rolled CPU threefry; with the unrolled one (scl.rng) one
+# device's large fusions already use both cores and 1024 Gaussian configurations ran as fast on 1
+# device as on 2 (0.49 vs 0.51 s). Neural training is heavy enough per configuration that 16
+# configurations ran 1.7-2.9x faster on 2 devices than one by one.
 MIN_CONFIGS_PER_DEVICE = 128
 MIN_NEURAL_CONFIGS_PER_DEVICE = 1
 

@@ -26,7 +26,7 @@ from scl.mixing import Pool, make_mixer
 from scl.synthetic import make_synthetic_pipeline
 
 
-rng.use_unrolled_threefry()     # same bits as JAX's CPU default, several times faster (scl.rng)
+rng.use_unrolled_threefry()     # same bits as JAX's CPU default, faster to run and compile (scl.rng)
 
 
 class LoopState(NamedTuple):

@@ -18,9 +18,11 @@ Conventions (also in the README):
 
 Shapes are fixed: variable counts are 0/1 row weights in fixed-capacity buffers, so every regime
 vmaps over its knobs. The rows present always come first: a training set's weights are 1 on rows
-[0, sum(w)) and 0 after, and families may rely on it (a uniform row pick is a uniform integer). ``init`` returns generation 0's training set in the same shape as ``mix``
-does (real rows first, zero-weight padding after), so a family whose state stores its training
-rows (a KDE) keeps one state shape across generations. Rows may be arrays [N, d] or pytrees of arrays with leading axis N.
+[0, sum(w)) and 0 after, and families may rely on it (a uniform row pick is a uniform integer).
+``init`` returns generation 0's training set in the same shape as ``mix`` does (real rows first,
+zero-weight padding after), so a family whose state stores its training rows (a KDE) keeps one
+state shape across generations. Rows may be arrays [N, d] or pytrees of arrays with leading
+axis N.
 """
 from __future__ import annotations
 
@@ -80,10 +82,20 @@ def replace(n: int) -> Mixer:
     return Mixer(_plain_init, mix, n, 0)
 
 
+def fresh_real_count(knobs, n: int):
+    """round(f n): the fresh real rows of a ``fresh`` training set of n rows."""
+    return jnp.round(knobs["real_fraction"] * n)
+
+
+def fixed_real_synthetic_count(knobs, n: int):
+    """round(lambda n): the synthetic rows next to ``fixed_real``'s n real rows."""
+    return jnp.round(knobs["lam"] * n)
+
+
 def fresh(n: int) -> Mixer:
     """Row i of the training set is fresh real for i < round(f n), synthetic otherwise: n rows."""
     def mix(key, state, fresh_real, syn, knobs, t):
-        k = jnp.round(knobs["real_fraction"] * n)
+        k = fresh_real_count(knobs, n)
         real_row = jnp.arange(n) < k
         x = tree_map(lambda r, s: jnp.where(real_row.reshape((n,) + (1,) * (r.ndim - 1)), r, s.astype(r.dtype)),
                      fresh_real, syn)
@@ -100,7 +112,7 @@ def fixed_real(n: int, lam_max: float) -> Mixer:
         return real, _concat(real, pad), w
 
     def mix(key, real, fresh_real, syn, knobs, t):
-        k = jnp.round(knobs["lam"] * n)
+        k = fixed_real_synthetic_count(knobs, n)
         w = jnp.concatenate([jnp.ones((n,), jnp.float32), _first(k, capacity)])
         return real, _concat(real, syn), w
     return Mixer(init, mix, capacity, 0)
@@ -170,11 +182,10 @@ def distinct_indices(key, count, k: int, capacity: int):
 
 def accumulate_subsample(n: int, m: int, generations: int) -> Mixer:
     init, add = _pool_init(n, m, generations, padded=False)
-    capacity = n + generations * m
 
     def mix(key, pool, fresh_real, syn, knobs, t):
         pool = add(pool, syn, t)
-        idx = distinct_indices(key, n + t * m, n, capacity)   # the pool fills in order: rows [0, n + t m)
+        idx = distinct_indices(key, pool.count, n, _count(pool.x))   # the pool fills in order
         x = tree_map(lambda p: p[idx], pool.x)
         return pool, x, jnp.ones((n,), jnp.float32)
     return Mixer(init, mix, m, 0)

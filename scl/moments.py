@@ -25,6 +25,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from scl.mixing import fixed_real_synthetic_count, fresh_real_count
 from scl.small_linalg import cholesky, lower_triangular, matmul
 
 STATISTICS_REGIMES = ("replace", "fresh", "fixed_real")
@@ -194,12 +195,12 @@ def statistics_mixer(loop, source) -> StatisticsMixer:
         truth_root = cholesky(truth_cov)
 
         def mix(key, s, model, kn):
-            k = jnp.round(kn["real_fraction"] * n)
+            k = fresh_real_count(kn, n)
             real, syn = draw_sets(key, [(truth_mean, truth_root, k), (*model, n - k)])
             return s, combine(real, syn)
         return StatisticsMixer(lambda real: (), mix)
     if loop.regime == "fixed_real":
         def mix(key, s, model, kn):
-            return s, combine(s, draw(key, *model, jnp.round(kn["lam"] * n)))
+            return s, combine(s, draw(key, *model, fixed_real_synthetic_count(kn, n)))
         return StatisticsMixer(lambda real: of_rows(real, jnp.ones((n,), jnp.float32)), mix)
     raise ValueError(loop.regime)

@@ -12,7 +12,8 @@ Carlo runs of the same loop, so the numbers agree only statistically).
     python scripts/bench_classical.py --growth 25 50 100     # scl run time versus G
 
 Accumulate trains generation t on n + (t-1) n rows; scl keeps them in a fixed-capacity buffer of
-n + G n rows (zero weights = absent), so its cost per generation is fixed by G, not t.
+n + G n rows (rows past the count written so far are absent), so its cost per generation is fixed
+by G, not t.
 scikit-learn is imported and warmed up before any timing. scl uses the devices ``scl run`` would
 (one for this 30-configuration sweep: scl.devices.devices_for; ``--cpu-devices N`` overrides);
 scikit-learn runs one configuration at a time, as a one-off script would.
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import time
-
 
 import jax
 import jax.numpy as jnp

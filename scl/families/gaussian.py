@@ -11,7 +11,6 @@ from scl import moments
 from scl.config import ConfigError, check_range, knob, static
 from scl.families.base import Family
 from scl.families.weighted import require_rows
-from scl.moments import statistics_possible
 from scl.small_linalg import cholesky
 from scl.registry import register_family
 
@@ -45,7 +44,7 @@ class GaussianModel:
         if self.covariance == "full" and cfg.loop.n <= d:
             raise ConfigError("loop.n", f"must be > truth dimension {d} for a full-covariance fit, got {cfg.loop.n}")
         if self.draw == "statistics":
-            problem = statistics_possible(cfg)
+            problem = moments.statistics_possible(cfg)
             if problem is not None:
                 raise ConfigError("model.draw", f"'statistics' is not exact here: {problem[0]} {problem[1]}")
 

@@ -66,10 +66,6 @@ class KDEState(NamedTuple):
     count: jax.Array      # [] int32: rows [0, count) are present, the rest padding
     bandwidth: jax.Array  # [] kernel standard deviation h
 
-    def weights(self):
-        """[N] 0/1 weights of the rows present."""
-        return (jnp.arange(self.x.shape[0]) < self.count).astype(jnp.float32)
-
 
 def rule_bandwidth(x, w, rule: str):
     """Scott's or Silverman's bandwidth for rows x [N, d] with weights w [N]."""
