@@ -369,7 +369,8 @@ def load_generation(out_dir, generation: int) -> list[GenerationModels]:
     """Model states of ``generation`` for all configurations, one entry per static variant."""
     import orbax.checkpoint as ocp
 
-    from scl.engine import build_program, flat_inputs
+    from scl.engine import build_program
+    from scl.grid import Grid
 
     cfg = saved_config(out_dir)
     G = cfg.loop.generations
@@ -390,8 +391,9 @@ def load_generation(out_dir, generation: int) -> list[GenerationModels]:
             if generation not in kept:
                 raise ConfigError("generation", f"generation {generation} was not kept "
                                   f"(checkpoint.stride = {cfg.checkpoint.stride}; 0 keeps none)")
-            keys, knobs = flat_inputs(vcfg)
-            program = build_program(vcfg)
+            grid = Grid(vcfg)
+            keys, knobs = grid.inputs()
+            program = build_program(vcfg, grid.lam_max)
             abstract = jax.eval_shape(program.init, keys, knobs)[0].model
             target = _zeros_like(abstract, (len(kept),))
             models = mgr.restore(step, args=ocp.args.Composite(models=ocp.args.StandardRestore(target)))["models"]
@@ -401,8 +403,5 @@ def load_generation(out_dir, generation: int) -> list[GenerationModels]:
             mgr.close()
         j = kept.index(generation)
         states = jax.tree_util.tree_map(lambda a: a[j], models)
-        S = vcfg.seeds
-        points = [dict(pc, seed=s) for pc, _ in vcfg.knob_grid() for s in range(S)]
-        out.append(GenerationModels(generation, coords, points, states,
-                                    jax.tree_util.tree_map(np.asarray, knobs), vcfg))
+        out.append(GenerationModels(generation, coords, grid.configurations(), states, grid.knobs, vcfg))
     return out

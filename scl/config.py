@@ -10,186 +10,19 @@ Every invalid input raises :class:`scl.errors.ConfigError` naming the field, e.g
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import math
-import types
-import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import yaml
 
-from scl import registry
+from scl import catalog, registry
 from scl.errors import ConfigError
-
-
-# ----------------------------------------------------------------------------- field helpers
-
-
-@functools.lru_cache(maxsize=None)
-def type_hints(cls) -> dict:
-    """typing.get_type_hints(cls), computed once per class (a sweep builds many configs)."""
-    return typing.get_type_hints(cls)
-
-
-def knob(default, doc: str = ""):
-    """A numeric field that may be swept inside one compiled program (vmapped)."""
-    return field(default=default, metadata={"knob": True, "doc": doc})
-
-
-def static(default, doc: str = ""):
-    return field(default=default, metadata={"doc": doc})
-
-
-def is_knob(cls, name: str) -> bool:
-    for f in dataclasses.fields(cls):
-        if f.name == name:
-            return bool(f.metadata.get("knob"))
-    return False
-
-
-def _type_name(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is tuple:
-        return "list"
-    if tp is type(None):
-        return "null"
-    return getattr(tp, "__name__", str(tp))
-
-
-def coerce(value, tp, path: str):
-    """Convert a YAML value to the annotated type ``tp`` or raise ConfigError naming ``path``."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return coerce(value, a, path)
-            except ConfigError as e:
-                errors.append(e.message)
-        raise ConfigError(path, f"expected {_type_name(tp)}, got {value!r}")
-    if origin is Literal:
-        allowed = typing.get_args(tp)
-        if value not in allowed:
-            raise ConfigError(path, f"must be one of {', '.join(map(str, allowed))}; got {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(path, f"expected a list, got {value!r}")
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
-        if len(args) != len(value):
-            raise ConfigError(path, f"expected a list of {len(args)} items, got {len(value)}")
-        return tuple(coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(path, f"expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(path, f"expected an integer, got {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                f = float(value)
-                if f.is_integer():
-                    return int(f)
-            except ValueError:
-                pass
-        raise ConfigError(path, f"expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, bool):
-            raise ConfigError(path, f"expected a number, got {value!r}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(path, f"expected a number, got {value!r}")
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(path, f"expected a string, got {value!r}")
-        return value
-    if dataclasses.is_dataclass(tp):
-        return parse(tp, value, path)
-    raise TypeError(f"unsupported config type {tp!r} at {path}")
-
-
-def parse(cls, data, path: str):
-    """Build dataclass ``cls`` from a mapping, checking keys, types and ranges."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(path, f"expected a mapping of settings, got {data!r}")
-    hints = type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
-    tag = getattr(cls, "tag_key", None)
-    for key in data:
-        if key not in names and key != tag:
-            raise ConfigError(_join(path, key), f"unknown key; allowed: {', '.join(names)}")
-    kwargs = {k: coerce(v, hints[k], _join(path, k)) for k, v in data.items() if k != tag}
-    obj = cls(**kwargs)
-    obj.validate(path) if hasattr(obj, "validate") else None
-    return obj
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else str(key)
-
-
-def to_dict(obj) -> dict:
-    """Plain YAML-ready dict of a config dataclass (tagged sections keep their tag)."""
-    out = {}
-    tag = getattr(obj, "tag_key", None)
-    if tag:
-        out[tag] = obj.name
-    for f in dataclasses.fields(obj):
-        v = getattr(obj, f.name)
-        if dataclasses.is_dataclass(v):
-            v = to_dict(v)
-        elif isinstance(v, tuple):
-            v = _untuple(v)
-        out[f.name] = v
-    return out
-
-
-def _untuple(v):
-    if isinstance(v, tuple):
-        return [_untuple(x) for x in v]
-    return v
-
-
-def check_range(path, value, lo=None, hi=None, lo_open=False, hi_open=False):
-    if value is None:
-        return
-    bad = (lo is not None and (value < lo or (lo_open and value == lo))) or \
-          (hi is not None and (value > hi or (hi_open and value == hi))) or \
-          (isinstance(value, float) and math.isnan(value))
-    if bad:
-        left = "(" if lo_open else "["
-        right = ")" if hi_open else "]"
-        lo_s = "-inf" if lo is None else f"{lo:g}"
-        hi_s = "inf" if hi is None else f"{hi:g}"
-        raise ConfigError(path, f"must be in {left}{lo_s}, {hi_s}{right}, got {value}")
+from scl.grid import dim_name
+from scl.options import (check_declared, check_range, coerce, is_knob, join as _join, knob, parse, static, to_dict,
+                         type_hints, untuple as _untuple)
 
 
 # ----------------------------------------------------------------------------- sections
@@ -198,79 +31,56 @@ def check_range(path, value, lo=None, hi=None, lo_open=False, hi_open=False):
 class LoopConfig:
     """How each generation's training set is built (see README, 'Mixing conventions')."""
 
-    generations: int = static(100, "generations after generation 0 (the fit on real data)")
-    n: int = static(100, "real sample size: generation 0 fits n real rows; also the training size")
+    generations: int = static(100, "generations after generation 0 (the fit on real data)", ge=1)
+    n: int = static(100, "real sample size: generation 0 fits n real rows; also the training size", ge=2)
     synthetic_size: Optional[int] = static(
-        None, "synthetic rows per generation (replace, fresh: ignored, = n; accumulate*: default n)")
-    regime: Literal["replace", "fresh", "fixed_real", "accumulate", "accumulate_subsample"] = static(
-        "replace", "mixing regime")
+        None, "synthetic rows per generation (replace, fresh: ignored, = n; accumulate*: default n)", ge=1)
+    regime: str = static("replace", "mixing regime (scl.mixing: one file per regime)")
     real_fraction: Optional[float] = knob(
-        None, "share of real rows in each generation's training set (fresh, fixed_real)")
-    lam: Optional[float] = knob(None, "fixed_real: #synthetic / #real (Bertrand et al. lambda)")
+        None, "share of real rows in each generation's training set (fresh, fixed_real)", ge=0.0, le=1.0)
+    lam: Optional[float] = knob(None, "fixed_real: #synthetic / #real (Bertrand et al. lambda)", ge=0.0)
 
     def validate(self, path):
-        if self.generations < 1:
-            raise ConfigError(_join(path, "generations"), f"must be >= 1, got {self.generations}")
-        if self.n < 2:
-            raise ConfigError(_join(path, "n"), f"must be >= 2, got {self.n}")
-        if self.synthetic_size is not None and self.synthetic_size < 1:
-            raise ConfigError(_join(path, "synthetic_size"), f"must be >= 1, got {self.synthetic_size}")
-        check_range(_join(path, "real_fraction"), self.real_fraction, 0.0, 1.0)
-        check_range(_join(path, "lam"), self.lam, 0.0)
-        if self.lam is not None and math.isinf(self.lam):
-            raise ConfigError(_join(path, "lam"), "must be finite (use regime: replace for fully synthetic)")
-        if self.regime == "fresh" and self.real_fraction is None:
-            raise ConfigError(_join(path, "real_fraction"), "regime 'fresh' needs a real_fraction in [0, 1]")
-        if self.regime == "fixed_real":
-            if (self.real_fraction is None) == (self.lam is None):
-                raise ConfigError(_join(path, "lam"),
-                                  "regime 'fixed_real' needs exactly one of lam (>= 0) or real_fraction (> 0)")
-            if self.real_fraction is not None and self.real_fraction == 0.0:
-                raise ConfigError(_join(path, "real_fraction"),
-                                  "must be > 0 under fixed_real (lambda = (1-f)/f); use regime: replace")
+        entry = registry.REGIMES.get(self.regime)
+        if entry is None:
+            raise ConfigError(_join(path, "regime"), f"must be one of {', '.join(registry.REGIMES)}; "
+                              f"got {self.regime!r}")
+        check = entry.traits.get("check")
+        if check is not None:
+            check(self, path)
 
     @property
     def synthetic_rows(self) -> int:
-        if self.regime in ("replace", "fresh"):
+        if registry.REGIMES[self.regime].traits.get("synthetic_rows_are_n"):
             return self.n
         return self.synthetic_size or self.n
 
     @property
     def lam_value(self) -> float:
-        """lambda = #synthetic/#real, from lam or real_fraction f as (1 - f) / f."""
+        """lambda = #synthetic/#real, from lam or real_fraction f as (1 - f) / f (0 when neither is
+        set): the one place this conversion is made."""
         if self.lam is not None:
             return self.lam
         f = self.real_fraction
-        return (1.0 - f) / f
+        return 0.0 if not f else (1.0 - f) / f
 
-    def knob_values(self) -> dict:
-        """The numeric values the compiled step reads (swept or not)."""
-        return {
-            "real_fraction": 0.0 if self.real_fraction is None else self.real_fraction,
-            "lam": self.lam_value if self.regime == "fixed_real" else 0.0,
-        }
+    def derived_knobs(self) -> dict:
+        return {"lam": self.lam_value}
 
 
 @dataclass(frozen=True)
 class MetricsConfig:
     names: tuple[str, ...] = static(("w2", "mean_sqerr", "trace_ratio", "logdet_ratio", "sliced_w2"),
                                     "metrics taken every generation")
-    samples: int = static(512, "samples drawn from the model and from the truth for sample-based metrics")
-    projections: int = static(64, "random directions for sliced Wasserstein")
-    mmd_bandwidth: float = static(1.0, "Gaussian-kernel bandwidth for mmd")
-    sinkhorn_epsilon: float = static(0.05, "entropic regularisation for sinkhorn (ott-jax)")
+    samples: int = static(512, "rows of the per-generation probe: drawn once from the model and once "
+                          "from the truth, shared by every sample-based metric", ge=2)
+    projections: int = static(64, "random directions for sliced Wasserstein", ge=1)
+    mmd_bandwidth: float = static(1.0, "Gaussian-kernel bandwidth for mmd", gt=0.0)
+    sinkhorn_epsilon: float = static(0.05, "entropic regularisation for sinkhorn (ott-jax)", gt=0.0)
     mode_share: float = static(0.02, "modes_covered: a true mode counts when it holds at least this "
-                               "share of the model's samples")
+                               "share of the model's samples", gt=0.0, le=1.0)
 
     def validate(self, path):
-        if self.samples < 2:
-            raise ConfigError(_join(path, "samples"), f"must be >= 2, got {self.samples}")
-        if self.projections < 1:
-            raise ConfigError(_join(path, "projections"), f"must be >= 1, got {self.projections}")
-        check_range(_join(path, "mmd_bandwidth"), self.mmd_bandwidth, 0.0, lo_open=True)
-        check_range(_join(path, "sinkhorn_epsilon"), self.sinkhorn_epsilon, 0.0, lo_open=True)
-        check_range(_join(path, "mode_share"), self.mode_share, 0.0, 1.0, lo_open=True)
-        registry.load_builtin()
         for i, name in enumerate(self.names):
             if name not in registry.METRICS:
                 raise ConfigError(f"{_join(path, 'names')}[{i}]",
@@ -279,17 +89,11 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    chunk_size: int = static(10, "generations per compiled chunk (progress/checkpoint granularity)")
+    chunk_size: int = static(10, "generations per compiled chunk (progress/checkpoint granularity)", ge=1)
     progress: bool = static(True, "show a progress bar")
     config_batch_size: Optional[int] = static(
         None, "configurations computed at once (lax.map over slices of a vmap; same results); "
-              "default: the whole grid in one vmap")
-
-    def validate(self, path):
-        if self.chunk_size < 1:
-            raise ConfigError(_join(path, "chunk_size"), f"must be >= 1, got {self.chunk_size}")
-        if self.config_batch_size is not None and self.config_batch_size < 1:
-            raise ConfigError(_join(path, "config_batch_size"), f"must be >= 1, got {self.config_batch_size}")
+              "default: the whole grid in one vmap", ge=1)
 
 
 @dataclass(frozen=True)
@@ -297,20 +101,13 @@ class CheckpointConfig:
     """``checkpoint:`` per-chunk orbax checkpoints when a run writes into an output folder."""
 
     enabled: bool = static(True, "save a checkpoint after every chunk (runs with an output folder)")
-    stride: int = static(1, "keep the model state of every stride-th generation (0: none)")
-    keep: int = static(2, "full loop states kept, newest first (older ones deleted)")
+    stride: int = static(1, "keep the model state of every stride-th generation (0: none)", ge=0)
+    keep: int = static(2, "full loop states kept, newest first (older ones deleted)", ge=1)
     asynchronous: bool = static(True, "write in a background thread, overlapping the next chunk")
-
-    def validate(self, path):
-        if self.stride < 0:
-            raise ConfigError(_join(path, "stride"), f"must be >= 0, got {self.stride}")
-        if self.keep < 1:
-            raise ConfigError(_join(path, "keep"), f"must be >= 1, got {self.keep}")
 
 
 def _tagged(table_name: str, tag_key: str, data, path: str, default_name: str):
     """Parse a section whose class is chosen by a tag (``truth.kind``, ``model.family``)."""
-    registry.load_builtin()
     table = getattr(registry, table_name)
     if data is None:
         data = {}
@@ -329,8 +126,8 @@ class Config:
     """A whole experiment. Build from YAML with :func:`load_config` or directly in Python."""
 
     name: str = "experiment"
-    seed: int = 0
-    seeds: int = 8
+    seed: int = static(0, "base seed: seed s of the run uses fold_in(PRNGKey(seed), s)", ge=0)
+    seeds: int = static(8, "independent repetitions of every grid point", ge=1)
     truth: Any = None
     model: Any = None
     loop: LoopConfig = LoopConfig()
@@ -357,10 +154,9 @@ class Config:
         self.validate()
 
     def validate(self, path: str = ""):
-        if self.seeds < 1:
-            raise ConfigError("seeds", f"must be >= 1, got {self.seeds}")
-        if self.seed < 0:
-            raise ConfigError("seed", f"must be >= 0, got {self.seed}")
+        for f in dataclasses.fields(self):
+            if f.name in ("seed", "seeds"):
+                check_declared(f, getattr(self, f.name), f.name)
         for section in (self.model, self.curation, self.correction):
             if hasattr(section, "check"):
                 section.check(self)
@@ -513,11 +309,6 @@ def _named_callables(d):
     return d
 
 
-def dim_name(path: str) -> str:
-    """The results dimension of a swept setting: its last path component."""
-    return path.rpartition(".")[2]
-
-
 def _parse_sweep(sweep) -> tuple:
     if isinstance(sweep, tuple):
         return sweep
@@ -571,7 +362,6 @@ _TAGS = {("model", "family"): "FAMILIES", ("truth", "kind"): "SOURCES",
 
 
 def _keep_options_of(section: dict, table_name: str, name) -> None:
-    registry.load_builtin()
     entry = getattr(registry, table_name).get(name)
     if entry is None:
         return          # parsing then names the unknown value

@@ -1,6 +1,7 @@
-"""Self-correction: move synthetic rows toward the true distribution before they are mixed.
+"""Self-correction stages: move synthetic rows toward the true distribution before they are mixed.
 
-A corrector maps the kept synthetic rows [rows, ...] to corrected rows of the same shape:
+A corrector is a :class:`scl.stages.Stage` mapping the kept synthetic rows [rows, ...] (and
+their weights, passed through) to corrected rows of the same shape:
 
   ideal       (Gillman et al., ICLR 2024, idealised corrector of strength gamma) each row is
               replaced by a fresh truth row with probability gamma / (1 + gamma), so the corrected
@@ -10,35 +11,28 @@ A corrector maps the kept synthetic rows [rows, ...] to corrected rows of the sa
               (radius, centre), ``box`` (low, high), or ``custom`` (``function``: P of ONE row, a
               callable or an import path "module:function"). ``strength`` in [0, 1] is a knob.
   kmeans      x <- x + strength (c(x) - x) with c(x) the nearest of ``k`` k-means centres fitted
-              on the real data. The centres are fitted (k-means++ then ``iterations`` Lloyd steps)
-              on exactly the ``loop.n`` real rows of generation 0 of the same seed (regenerated
-              from the seed's root key each generation, so no extra loop state is needed).
+              once, when the stage is initialised, on the ``loop.n`` real rows of generation 0;
+              the centres are the stage's state (carried by the loop and its checkpoints).
 
 THEORY.md section 6: with lambda = #synthetic/#real and a fixed real set, the idealised corrector
 turns the population-level contraction lambda/(1+lambda) into lambda / ((1+lambda)(1+gamma)).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, NamedTuple, Optional
+from typing import Any, Literal, Optional
 
 import jax
 import jax.numpy as jnp
 
-from scl.config import check_range, knob, static
 from scl.errors import ConfigError
+from scl.families.weighted import truth_rows
+from scl.options import knob, static
 from scl.registry import register_corrector
 from scl.rewards import resolve_callable
+from scl.stages import Stage, no_state
 
 tree_map = jax.tree_util.tree_map
-
-
-class Corrector(NamedTuple):
-    """correct(keys, rows [rows, ...], knobs {name: value}) -> rows [rows, ...].
-    ``keys`` is the generation's key dict (uses keys["correct"]; kmeans also keys["root"])."""
-
-    correct: Callable
 
 
 @dataclass(frozen=True)
@@ -47,15 +41,8 @@ class IdealCorrection:
 
     tag_key = "kind"
     name = "ideal"
-    gamma: float = knob(1.0, "strength: a row is replaced by a truth row w.p. gamma/(1+gamma)")
-
-    def validate(self, path):
-        check_range(f"{path}.gamma", self.gamma, 0.0)
-        if math.isinf(self.gamma):
-            raise ConfigError(f"{path}.gamma", "must be finite (gamma = inf means fully real data)")
-
-    def knob_values(self) -> dict:
-        return {"gamma": self.gamma}
+    gamma: float = knob(1.0, "strength: a row is replaced by a truth row w.p. gamma/(1+gamma) "
+                        "(finite: gamma = inf means fully real data)", ge=0.0)
 
 
 @dataclass(frozen=True)
@@ -65,17 +52,14 @@ class ProjectionCorrection:
     tag_key = "kind"
     name = "projection"
     onto: Literal["circle", "box", "custom"] = static("circle", "the constraint set")
-    strength: float = knob(1.0, "0 = no change, 1 = full projection")
-    radius: float = static(1.0, "circle: radius")
+    strength: float = knob(1.0, "0 = no change, 1 = full projection", ge=0.0, le=1.0)
+    radius: float = static(1.0, "circle: radius", gt=0.0, finite=True)
     centre: Optional[tuple[float, ...]] = static(None, "circle: centre (default the origin)")
     low: Optional[tuple[float, ...]] = static(None, "box: lower corner")
     high: Optional[tuple[float, ...]] = static(None, "box: upper corner")
     function: Any = static(None, "custom: P(one row) -> row, callable or 'module:function'")
 
     def validate(self, path):
-        check_range(f"{path}.strength", self.strength, 0.0, 1.0)
-        if self.onto == "circle":
-            check_range(f"{path}.radius", self.radius, 0.0, lo_open=True)
         if self.onto == "box":
             if self.low is None or self.high is None or len(self.low) != len(self.high):
                 raise ConfigError(f"{path}.low", "onto: box needs low and high of the same length")
@@ -85,25 +69,18 @@ class ProjectionCorrection:
             resolve_callable(self.function, f"{path}.function")
 
     def check(self, cfg):
-        from scl.data import make_source
-
         if self.onto != "custom":
             _require_vector_rows(cfg, f"projection onto a {self.onto}")
-        dim = make_source(cfg.truth).dim
+        dim = cfg.truth.dim
         lengths = {"centre": self.centre} if self.onto == "circle" else \
             {"low": self.low} if self.onto == "box" else {}
         for key, v in lengths.items():
             if v is not None and len(v) != dim:
                 raise ConfigError(f"correction.{key}", f"needs {dim} entries (the truth's dimension), got {len(v)}")
 
-    def knob_values(self) -> dict:
-        return {"strength": self.strength}
-
 
 def _require_vector_rows(cfg, kind: str):
     """Projection and snapping move points in space: refuse category or (x, y) rows by name."""
-    from scl.families.weighted import truth_rows
-
     rows = truth_rows(cfg.truth)
     if rows != "vector":
         raise ConfigError("correction.kind", f"{kind!r} moves vector rows; truth {cfg.truth.name!r} has "
@@ -116,24 +93,14 @@ class KMeansCorrection:
 
     tag_key = "kind"
     name = "kmeans"
-    k: int = static(8, "number of k-means centres fitted on the generation-0 real rows")
-    strength: float = knob(1.0, "0 = no change, 1 = snap to the nearest centre")
-    iterations: int = static(25, "Lloyd iterations after k-means++ seeding")
-
-    def validate(self, path):
-        if self.k < 1:
-            raise ConfigError(f"{path}.k", f"must be >= 1, got {self.k}")
-        if self.iterations < 0:
-            raise ConfigError(f"{path}.iterations", f"must be >= 0, got {self.iterations}")
-        check_range(f"{path}.strength", self.strength, 0.0, 1.0)
+    k: int = static(8, "number of k-means centres fitted on the generation-0 real rows", ge=1)
+    strength: float = knob(1.0, "0 = no change, 1 = snap to the nearest centre", ge=0.0, le=1.0)
+    iterations: int = static(25, "Lloyd iterations after k-means++ seeding", ge=0)
 
     def check(self, cfg):
         _require_vector_rows(cfg, "kmeans")
         if self.k > cfg.loop.n:
             raise ConfigError("correction.k", f"must be <= loop.n ({cfg.loop.n}) real rows, got {self.k}")
-
-    def knob_values(self) -> dict:
-        return {"strength": self.strength}
 
 
 # ----------------------------------------------------------------------------- the maps
@@ -192,64 +159,60 @@ def nearest(x, centres):
 
 # ----------------------------------------------------------------------------- registration
 
+def _stateless(correct) -> Stage:
+    """A corrector without state: ``correct(key, rows, knobs) -> rows`` (weights passed through)."""
+    def apply(key, state, rows, w, knobs):
+        return state, correct(key, rows, knobs), w
+    return Stage(no_state, apply)
+
+
 @register_corrector("ideal", IdealCorrection)
-def make_ideal(o: IdealCorrection, source, cfg) -> Corrector:
+def make_ideal(o: IdealCorrection, ctx) -> Stage:
     """Idealised corrector: replace by a truth row w.p. gamma/(1+gamma)."""
-    def correct(keys, rows, knobs):
-        return replace_by_truth(keys["correct"], rows, source.sample, knobs["gamma"])
-    return Corrector(correct)
+    return _stateless(lambda key, rows, knobs: replace_by_truth(key, rows, ctx.source.sample, knobs["gamma"]))
 
 
 @register_corrector("projection", ProjectionCorrection)
-def make_projection(o: ProjectionCorrection, source, cfg) -> Corrector:
+def make_projection(o: ProjectionCorrection, ctx) -> Stage:
     """Move rows toward their projection onto a constraint set."""
     if o.onto == "circle":
-        centre = jnp.zeros((source.dim,)) if o.centre is None else jnp.asarray(o.centre, jnp.float32)
+        centre = jnp.zeros((ctx.source.dim,)) if o.centre is None else jnp.asarray(o.centre, jnp.float32)
         project = lambda x: project_circle(x, o.radius, centre)
     elif o.onto == "box":
         lo, hi = jnp.asarray(o.low, jnp.float32), jnp.asarray(o.high, jnp.float32)
         project = lambda x: jnp.clip(x, lo, hi)
     else:
         project = jax.vmap(resolve_callable(o.function, "correction.function"))
+    vector = truth_rows(ctx.truth) == "vector"
 
-    from scl.families.weighted import truth_rows
-
-    vector = truth_rows(cfg.truth) == "vector"
-
-    def correct(keys, rows, knobs):
+    def correct(key, rows, knobs):
         if vector:
             return rows + knobs["strength"] * (project(rows) - rows)
         # category indices or (x, y) pairs cannot be moved part-way: each row is mapped with
         # probability ``strength`` (the same law on average; strength 1 maps every row)
         n = jax.tree_util.tree_leaves(rows)[0].shape[0]
-        hit = jax.random.bernoulli(keys["correct"], knobs["strength"], (n,))
+        hit = jax.random.bernoulli(key, knobs["strength"], (n,))
         mapped = project(rows)
         return jax.tree_util.tree_map(
             lambda new, old: jnp.where(hit.reshape((n,) + (1,) * (old.ndim - 1)), new.astype(old.dtype), old),
             mapped, rows)
-    return Corrector(correct)
-
+    return _stateless(correct)
 
 
 @register_corrector("kmeans", KMeansCorrection)
-def make_kmeans(o: KMeansCorrection, source, cfg) -> Corrector:
-    """Snap rows toward the nearest k-means centre of the generation-0 real rows."""
-    from scl.engine import generation_keys
+def make_kmeans(o: KMeansCorrection, ctx) -> Stage:
+    """Snap rows toward the nearest k-means centre of the generation-0 real rows (the centres
+    are fitted once, by ``init``, and kept in the stage's state)."""
 
-    n = cfg.loop.n
+    def init(key, real):
+        return kmeans(key, real, o.k, o.iterations)          # [k, d]
 
-    def centres_for(root_key):
-        k0 = generation_keys(root_key, 0)
-        real = source.sample(k0["real"], n)   # exactly generation 0's real rows
-        return kmeans(jax.random.fold_in(k0["spare"], 1), real, o.k, o.iterations)
-
-    def correct(keys, rows, knobs):
-        c = centres_for(keys["root"])
-        return rows + knobs["strength"] * (c[nearest(rows, c)] - rows)
-    return Corrector(correct)
+    def apply(key, centres, rows, w, knobs):
+        return centres, rows + knobs["strength"] * (centres[nearest(rows, centres)] - rows), w
+    return Stage(init, apply)
 
 
-def make_corrector(options, source, cfg) -> Corrector:
+def make_corrector(options, ctx) -> Stage:
     from scl.registry import CORRECTORS
 
-    return CORRECTORS[options.name].make(options, source, cfg)
+    return CORRECTORS[options.name].make(options, ctx)

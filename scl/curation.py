@@ -1,6 +1,7 @@
-"""Curation: keep one row per group of candidates, chosen by a reward (the user's preference).
+"""Curation stages: keep synthetic rows chosen by a reward (the user's preference).
 
-A curator turns ``rows * K`` candidates sampled from the model into ``rows`` kept rows:
+A curator is a :class:`scl.stages.Stage` turning ``rows * K`` candidates sampled from the model
+into ``rows`` kept rows (with weights):
 
   luce       (K-wise Bradley-Terry / Luce choice) split the candidates into ``rows`` groups of K
              consecutive rows and keep x_k of each group with probability
@@ -9,8 +10,10 @@ A curator turns ``rows * K`` candidates sampled from the model into ``rows`` kep
   argmax     keep the highest-reward candidate of each group of K (ties broken uniformly).
   top_share  keep the ``rows`` highest-reward rows of the whole batch of rows * K candidates,
              K = ceil(1 / share): the kept share is exactly 1/K.
+  threshold  keep every candidate whose reward exceeds ``threshold`` (a knob; K = 1): the kept
+             count varies, dropped rows get weight 0 and the kept ones move to the front.
 
-K is static (it sets how many candidates the model draws); the number of kept rows is fixed.
+K is static (it sets how many candidates the model draws).
 Theory (THEORY.md section 5): the Luce-kept row has law p(x) H(x) with
 H(x) = E[K e^{beta r(x)} / (e^{beta r(x)} + sum_{i<K} e^{beta r(X_i)})]; :func:`exact_luce_law`
 computes it exactly for a categorical p.
@@ -19,29 +22,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scl.config import check_range, knob, static
-from scl.errors import ConfigError
+from scl.options import knob, static
 from scl.registry import register_curator
 from scl.rewards import check_dim, make_reward, parse_reward
+from scl.stages import Stage, no_state
 
 tree_map = jax.tree_util.tree_map
-
-
-class Curator(NamedTuple):
-    """candidates_per_row: K (the model draws rows * K candidates).
-    curate(key, candidates [rows*K, ...], knobs {name: value}) -> kept rows [rows, ...].
-    reward(rows [N, ...]) -> [N]: the reward it curates by.
-    """
-
-    candidates_per_row: int
-    curate: Callable
-    reward: Callable
 
 
 class _WithReward:
@@ -51,14 +43,7 @@ class _WithReward:
         object.__setattr__(self, "reward", parse_reward(self.reward, "curation.reward"))
 
     def check(self, cfg):
-        from scl.data import make_source
-
-        check_dim(self.reward, make_source(cfg.truth).dim)
-
-
-def _check_K(path, K):
-    if K < 1:
-        raise ConfigError(f"{path}.K", f"must be >= 1, got {K}")
+        check_dim(self.reward, cfg.truth.dim)
 
 
 @dataclass(frozen=True)
@@ -67,18 +52,10 @@ class LuceCuration(_WithReward):
 
     tag_key = "rule"
     name = "luce"
-    K: int = static(2, "candidates per kept row (static)")
-    beta: float = knob(1.0, "inverse temperature of the choice: P(keep k) ~ exp(beta r_k)")
+    K: int = static(2, "candidates per kept row (static)", ge=1)
+    beta: float = knob(1.0, "inverse temperature of the choice: P(keep k) ~ exp(beta r_k) "
+                       "(finite; rule: argmax is beta = inf)", ge=0.0)
     reward: Any = static(None, "reward section {kind: ...} (see scl.rewards)")
-
-    def validate(self, path):
-        _check_K(path, self.K)
-        check_range(f"{path}.beta", self.beta, 0.0)
-        if math.isinf(self.beta):
-            raise ConfigError(f"{path}.beta", "must be finite (use rule: argmax)")
-
-    def knob_values(self) -> dict:
-        return {"beta": self.beta}
 
 
 @dataclass(frozen=True)
@@ -87,14 +64,8 @@ class ArgmaxCuration(_WithReward):
 
     tag_key = "rule"
     name = "argmax"
-    K: int = static(2, "candidates per kept row (static)")
+    K: int = static(2, "candidates per kept row (static)", ge=1)
     reward: Any = static(None, "reward section {kind: ...}")
-
-    def validate(self, path):
-        _check_K(path, self.K)
-
-    def knob_values(self) -> dict:
-        return {}
 
 
 @dataclass(frozen=True)
@@ -103,18 +74,25 @@ class TopShareCuration(_WithReward):
 
     tag_key = "rule"
     name = "top_share"
-    share: float = static(0.5, "kept share of the candidates; K = ceil(1/share) candidates per row")
+    share: float = static(0.5, "kept share of the candidates; K = ceil(1/share) candidates per row",
+                          gt=0.0, le=1.0)
     reward: Any = static(None, "reward section {kind: ...}")
-
-    def validate(self, path):
-        check_range(f"{path}.share", self.share, 0.0, 1.0, lo_open=True)
 
     @property
     def K(self) -> int:
         return int(math.ceil(1.0 / self.share - 1e-9))
 
-    def knob_values(self) -> dict:
-        return {}
+
+@dataclass(frozen=True)
+class ThresholdCuration(_WithReward):
+    """``curation: {rule: threshold, threshold, reward}``: keep the rows whose reward exceeds
+    ``threshold``; the kept count varies (0 .. rows)."""
+
+    tag_key = "rule"
+    name = "threshold"
+    K = 1
+    threshold: float = knob(0.0, "keep a row when its reward is > threshold")
+    reward: Any = static(None, "reward section {kind: ...}")
 
 
 def _groups(tree, rows: int, K: int):
@@ -138,46 +116,73 @@ def argmax_choice(key, rewards):
     return jnp.argmax(jnp.where(best, jax.random.uniform(key, rewards.shape), -1.0), -1)
 
 
-@register_curator("luce", LuceCuration)
-def make_luce(o: LuceCuration, rows: int) -> Curator:
-    """K-wise Bradley-Terry / Luce choice."""
-    reward = make_reward(o.reward)
+def _curator(options, rows: int, choose, weighted: bool = False) -> Stage:
+    """A stateless curation stage: ``choose(key, candidates, rewards [rows*K], knobs)`` ->
+    (kept rows [rows, ...], weights [rows])."""
+    reward = make_reward(options.reward)
 
-    def curate(key, candidates, knobs):
-        r = reward(candidates).reshape(rows, o.K)
-        return _take_per_row(candidates, rows, o.K, luce_choice(key, r, knobs["beta"]))
-    return Curator(o.K, curate, reward)
+    def apply(key, state, candidates, w, knobs):
+        kept, weights = choose(key, candidates, reward(candidates), knobs)
+        return state, kept, weights
+    return Stage(no_state, apply, options.K, weighted)
+
+
+def _ones(rows: int):
+    return jnp.ones((rows,), jnp.float32)
+
+
+@register_curator("luce", LuceCuration)
+def make_luce(o: LuceCuration, ctx) -> Stage:
+    """K-wise Bradley-Terry / Luce choice."""
+    rows = ctx.rows
+
+    def choose(key, candidates, r, knobs):
+        choice = luce_choice(key, r.reshape(rows, o.K), knobs["beta"])
+        return _take_per_row(candidates, rows, o.K, choice), _ones(rows)
+    return _curator(o, rows, choose)
 
 
 @register_curator("argmax", ArgmaxCuration)
-def make_argmax(o: ArgmaxCuration, rows: int) -> Curator:
+def make_argmax(o: ArgmaxCuration, ctx) -> Stage:
     """Best of K."""
-    reward = make_reward(o.reward)
+    rows = ctx.rows
 
-    def curate(key, candidates, knobs):
-        r = reward(candidates).reshape(rows, o.K)
-        return _take_per_row(candidates, rows, o.K, argmax_choice(key, r))
-    return Curator(o.K, curate, reward)
+    def choose(key, candidates, r, knobs):
+        return _take_per_row(candidates, rows, o.K, argmax_choice(key, r.reshape(rows, o.K))), _ones(rows)
+    return _curator(o, rows, choose)
 
 
 @register_curator("top_share", TopShareCuration)
-def make_top_share(o: TopShareCuration, rows: int) -> Curator:
+def make_top_share(o: TopShareCuration, ctx) -> Stage:
     """Keep the top 1/K of the batch by reward."""
-    reward = make_reward(o.reward)
+    rows = ctx.rows
 
-    def curate(key, candidates, knobs):
-        r = reward(candidates)
+    def choose(key, candidates, r, knobs):
         perm = jax.random.permutation(key, r.shape[0])   # ties broken uniformly
         _, j = jax.lax.top_k(r[perm], rows)
         idx = perm[j]
-        return tree_map(lambda a: a[idx], candidates)
-    return Curator(o.K, curate, reward)
+        return tree_map(lambda a: a[idx], candidates), _ones(rows)
+    return _curator(o, rows, choose)
 
 
-def make_curator(options, rows: int) -> Curator:
+@register_curator("threshold", ThresholdCuration)
+def make_threshold(o: ThresholdCuration, ctx) -> Stage:
+    """Keep every row whose reward exceeds the threshold (kept rows first, the rest weight 0)."""
+    rows = ctx.rows
+
+    def choose(key, candidates, r, knobs):
+        keep = r > knobs["threshold"]
+        order = jnp.argsort(~keep, stable=True)         # kept rows first, in their order
+        return tree_map(lambda a: a[order], candidates), keep[order].astype(jnp.float32)
+    return _curator(o, rows, choose, weighted=True)
+
+
+def make_curator(options, ctx) -> Stage:
     from scl.registry import CURATORS
 
-    return CURATORS[options.name].make(options, rows)
+    return CURATORS[options.name].make(options, ctx)
+
+
 def exact_luce_law(p, r, K: int, beta: float = 1.0) -> np.ndarray:
     """Exact law of the Luce-kept category for K iid draws from categorical ``p`` (reference).
 

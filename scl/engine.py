@@ -21,35 +21,47 @@ import numpy as np
 from scl import moments, rng
 from scl.data import make_source
 from scl.families import make_family
+from scl.grid import Grid, knob_tree  # noqa: F401  (knob_tree: re-exported for scripts)
 from scl.metrics import MetricContext, make_metrics
-from scl.mixing import Pool, make_mixer
-from scl.synthetic import make_synthetic_pipeline
-
-
-rng.use_unrolled_threefry()     # same bits as JAX's CPU default, faster to run and compile (scl.rng)
+from scl.mixing import Pool, RegimeContext, make_regime
+from scl.probe import make_probe, needs_of
+from scl.registry import CORRECTORS, CURATORS, METRICS
+from scl.stages import StageContext, chain
 
 
 class LoopState(NamedTuple):
-    model: Any   # the family's state pytree
-    mix: Any     # the mixer's state (fixed real set, accumulated pool, ...)
+    model: Any    # the family's state pytree
+    mix: Any      # the mixer's state (fixed real set, accumulated pool, ...)
+    stages: Any   # {section: state} of the stages (k-means centres, ...)
 
 
 # Keys of one generation, in the order split from fold_in(root, t).
 KEY_NAMES = ("sample", "curate", "correct", "real", "mix", "fit", "metrics", "spare")
+
+# The stage sections of a config, in the order they act on synthetic rows, each with its table
+# and the generation key it uses.
+STAGE_SECTIONS = (("curation", CURATORS, "curate"), ("correction", CORRECTORS, "correct"))
 
 
 def generation_keys(root_key, t):
     return dict(zip(KEY_NAMES, jax.random.split(jax.random.fold_in(root_key, t), len(KEY_NAMES))))
 
 
-def knob_tree(cfg) -> dict:
-    """{section: {name: float}}: the numeric settings the compiled step reads for one config."""
-    tree = {"loop": cfg.loop.knob_values(), "model": cfg.model.knob_values()}
-    for section in ("curation", "correction"):
-        obj = getattr(cfg, section, None)
-        if obj is not None and hasattr(obj, "knob_values"):
-            tree[section] = obj.knob_values()
-    return tree
+def stage_chain(cfg, source, rows: int):
+    """The config's stages chained (curation, then correction), and the keys they use."""
+    ctx = StageContext(source, cfg.truth, rows, cfg.loop.n)
+    named = [(section, table[getattr(cfg, section).name].make(getattr(cfg, section), ctx))
+             for section, table, _ in STAGE_SECTIONS if getattr(cfg, section, None) is not None]
+    key_names = {section: key for section, _, key in STAGE_SECTIONS}
+
+    def keys(k):                    # a generation's key dict -> {section: key}
+        return {section: k[key_names[section]] for section, _ in named}
+
+    def init_keys(k0):              # generation 0's -> one key per stage for its init
+        return {section: jax.random.fold_in(k0["spare"], i)
+                for i, (section, _, _) in enumerate(STAGE_SECTIONS) if section in dict(named)}
+
+    return chain(named), keys, init_keys
 
 
 class Program(NamedTuple):
@@ -86,12 +98,14 @@ def build_program(cfg, lam_max: float | None = None, chunk_size: int | None = No
     """The compiled loop for ``cfg``'s static settings; configs that differ only in knob values,
     sweeps of knobs, seeds or name share one Program (and its compiled code).
 
+    ``lam_max``: the largest lambda of the sweep (default: from ``Grid(cfg)``).
     ``keep_models``: ``chunk`` returns ``(states, (metrics, models))``, models = the model state
     of every generation of the chunk, leaves [L, C, ...] (for per-generation checkpoints)."""
     from scl.config import structure_key
 
+    rng.use_unrolled_threefry()     # same bits as JAX's CPU default, faster (scl.rng); once per process
     if lam_max is None:
-        lam_max = max([c.loop.lam_value for _, c in cfg.knob_grid()] if cfg.loop.regime == "fixed_real" else [0.0])
+        lam_max = Grid(cfg).lam_max
     key = (structure_key(cfg), lam_max, chunk_size, keep_models)
     if key not in _PROGRAMS:
         if len(_PROGRAMS) >= 16:
@@ -100,29 +114,44 @@ def build_program(cfg, lam_max: float | None = None, chunk_size: int | None = No
     return _PROGRAMS[key]
 
 
+def uses_statistics(cfg, family, regime) -> bool:
+    """Whether the engine draws training statistics instead of rows for ``cfg``.
+
+    ``model.draw``: ``rows`` never; ``statistics`` always (validated by the family's check);
+    ``auto`` wherever it is exact (:func:`scl.moments.statistics_possible`)."""
+    draw_opt = getattr(cfg.model, "draw", "rows")
+    if draw_opt == "rows" or family.fit_moments is None or family.sampling_gaussian is None \
+            or regime.statistics is None:
+        return False
+    return draw_opt == "statistics" or moments.statistics_possible(cfg) is None
+
+
 def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: bool = False) -> Program:
     """Static setup in Python; returns the pure, jitted functions of the loop (PureJaxRL style)."""
     loop = cfg.loop
     source = make_source(cfg.truth)
     family = make_family(cfg.model, source)
-    mixer = make_mixer(loop, lam_max)
-    pipeline = make_synthetic_pipeline(cfg, source, family, mixer.synthetic_rows)
+    regime = make_regime(loop, RegimeContext(loop.n, loop.synthetic_rows, loop.generations,
+                                             max(lam_max, loop.lam_value), source))
+    mixer = regime.rows
+    stages, stage_keys, stage_init_keys = stage_chain(cfg, source, mixer.synthetic_rows)
     metric_fns = make_metrics(MetricContext(family, source, cfg.metrics, cfg))
-    statistics = moments.statistics_mixer(loop, source) if moments.uses_statistics(cfg, family) else None
+    probe = make_probe(family, source, cfg.metrics.samples, needs_of(cfg.metrics.names, METRICS))
+    statistics = regime.statistics if uses_statistics(cfg, family, regime) else None
     names = tuple(metric_fns)
     generations = loop.generations
     L = chunk_size or cfg.run.chunk_size
 
     def measure(key, model, knobs):
-        keys = jax.random.split(key, max(1, len(names)))
-        return {name: metric_fns[name](k, model, knobs).astype(jnp.float32) for name, k in zip(names, keys)}
+        shared = probe(key, model, knobs)          # drawn once, read by every metric
+        return {name: metric_fns[name](shared, model, knobs).astype(jnp.float32) for name in names}
 
     # accumulate with a family that stores its training rows (KDE): the pool lives in the model
     # state only (carried once, not copied every generation); the mixer's state is rebuilt from it
     pool_in_model = mixer.state_is_training_set and family.training_set is not None
 
-    def carried(model, mix_state):
-        return LoopState(model, () if pool_in_model else mix_state)
+    def carried(model, mix_state, stage_states):
+        return LoopState(model, () if pool_in_model else mix_state, stage_states)
 
     def mixer_state(state):
         return Pool(*family.training_set(state.model)) if pool_in_model else state.mix
@@ -135,26 +164,28 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
         else:
             mix_state, x, w = mixer.init(k["mix"], real)
         model = family.init(k["fit"], x, w, knobs["model"])
-        return carried(model, mix_state), measure(k["metrics"], model, knobs)
+        return carried(model, mix_state, stages.init(stage_init_keys(k), real)), measure(k["metrics"], model, knobs)
 
     def step_statistics(state, root_key, knobs, t):
         k = generation_keys(root_key, t)
         model_gaussian = family.sampling_gaussian(state.model, knobs["model"])
         mix_state, train = statistics.mix(k["sample"], state.mix, model_gaussian, knobs["loop"])
         model = family.fit_moments(k["fit"], state.model, train, knobs["model"])
-        return LoopState(model, mix_state), measure(k["metrics"], model, knobs)
+        return LoopState(model, mix_state, state.stages), measure(k["metrics"], model, knobs)
 
     def step(state, root_key, knobs, t):
         if statistics:
             return step_statistics(state, root_key, knobs, t)
         k = generation_keys(root_key, t)
-        rows = mixer.synthetic_rows * pipeline.candidates_per_row
-        candidates = family.sample(k["sample"], state.model, rows, knobs["model"])
-        syn = pipeline.apply(dict(k, root=root_key), candidates, knobs)
+        count = mixer.synthetic_rows * stages.candidates_per_row
+        candidates = family.sample(k["sample"], state.model, count, knobs["model"])
+        stage_states, syn, w_syn = stages.apply(stage_keys(k), state.stages, candidates,
+                                                jnp.ones((count,), jnp.float32), knobs)
         fresh = source.sample(k["real"], mixer.fresh_real_rows) if mixer.fresh_real_rows else None
-        mix_state, x, w = mixer.mix(k["mix"], mixer_state(state), fresh, syn, knobs["loop"], t)
+        mix_state, x, w = mixer.mix(k["mix"], mixer_state(state), fresh, syn, knobs["loop"], t,
+                                    w_syn if stages.weighted else None)
         model = family.fit(k["fit"], state.model, x, w, knobs["model"])
-        return carried(model, mix_state), measure(k["metrics"], model, knobs)
+        return carried(model, mix_state, stage_states), measure(k["metrics"], model, knobs)
 
     batch = cfg.run.config_batch_size
 
@@ -181,20 +212,9 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
     return Program(init, chunk, step, init_one, names, L, generations)
 
 
-def root_keys(seed: int, seeds: int):
-    """[seeds] root keys; seed s gets fold_in(PRNGKey(seed), s) whatever the number of seeds."""
-    base = jax.random.PRNGKey(seed)
-    return jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.arange(seeds))
-
-
 def flat_inputs(cfg):
     """Root keys [C] and knob tree of [C] arrays for the knob grid x seeds (seeds fastest)."""
-    grid = cfg.knob_grid()
-    S = cfg.seeds
-    keys = jnp.tile(root_keys(cfg.seed, S), (len(grid), 1))
-    trees = [knob_tree(c) for _, c in grid]
-    knobs = jax.tree_util.tree_map(lambda *v: jnp.repeat(jnp.asarray(v, jnp.float32), S), *trees)
-    return keys, knobs
+    return Grid(cfg).inputs()
 
 
 def shard_configs(tree, count: int):

@@ -15,20 +15,18 @@ j >= k - 1 zero (k - 1 < d rows span only k - 1 directions). Two disjoint sets c
 
 So a generation of ``replace``, ``fresh`` or ``fixed_real`` costs O(d^2) random numbers instead
 of O(n d), and is exact in distribution (not bit-for-bit the same draws as sampling rows).
-The engine takes this path when ``model.draw`` resolves to ``statistics`` (see
-:func:`uses_statistics`).
+The engine takes this path when ``model.draw`` resolves to ``statistics``; each regime's
+statistics form sits beside its row mixer (scl.mixing).
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from scl.mixing import fixed_real_synthetic_count, fresh_real_count
-from scl.small_linalg import cholesky, lower_triangular, matmul
-
-STATISTICS_REGIMES = ("replace", "fresh", "fixed_real")
+from scl import registry
+from scl.small_linalg import lower_triangular, matmul
 
 
 class Moments(NamedTuple):
@@ -141,66 +139,22 @@ def draw(key, mean, root, count) -> Moments:
     return draw_sets(key, [(mean, root, count)])[0]
 
 
-def uses_statistics(cfg, family) -> bool:
-    """Whether the engine draws training statistics instead of rows for ``cfg``.
-
-    ``model.draw``: ``rows`` never; ``statistics`` always (validated by the family's check);
-    ``auto`` wherever it is exact: a family that fits from moments, regime replace, fresh (with a
-    gaussian truth) or fixed_real, and no curation or correction between the draw and
-    the fit."""
-    draw_opt = getattr(cfg.model, "draw", "rows")
-    if draw_opt == "rows" or family.fit_moments is None or family.sampling_gaussian is None:
-        return False
-    return draw_opt == "statistics" or statistics_possible(cfg) is None
-
-
 def statistics_possible(cfg):
-    """None when drawing statistics is exact for ``cfg``; else (field, reason) for the error."""
+    """None when drawing statistics is exact for ``cfg``; else (field, reason) for the error.
+
+    Exact where the regime has a statistics form (``replace``, ``fresh`` with a gaussian truth,
+    ``fixed_real``: registry trait ``statistics``) and no stage acts on individual rows between
+    the draw and the fit."""
     loop = cfg.loop
-    if loop.regime not in STATISTICS_REGIMES:
-        return ("loop.regime", f"is {loop.regime!r}; drawing statistics needs one of {', '.join(STATISTICS_REGIMES)}")
+    traits = registry.REGIMES[loop.regime].traits
+    if not traits.get("statistics"):
+        have = [name for name, e in registry.REGIMES.items() if e.traits.get("statistics")]
+        return ("loop.regime", f"is {loop.regime!r}; drawing statistics needs one of {', '.join(have)}")
     for section in ("curation", "correction"):
         if getattr(cfg, section, None) is not None:
             return (section, "acts on individual rows; drawing statistics needs no curation or correction")
-    if loop.regime == "fresh":
+    if traits.get("fresh_real"):
         kind = getattr(cfg.truth, "name", None)
         if kind != "gaussian":
             return ("truth.kind", f"is {kind!r}; fresh real rows can be drawn as statistics only from a gaussian truth")
     return None
-
-
-class StatisticsMixer(NamedTuple):
-    """The mixing regimes of :mod:`scl.mixing`, on statistics (same counts as the row mixers).
-
-    init(real [n, d]) -> mix_state                       after generation 0's fit on n real rows
-    mix(key, mix_state, model (mean [d], root [d, d]), loop_knobs) -> (mix_state, Moments)
-        generation t >= 1: the statistics of its whole training set, the model's rows drawn from
-        N(mean, root root^T)
-    """
-
-    init: Callable
-    mix: Callable
-
-
-def statistics_mixer(loop, source) -> StatisticsMixer:
-    """replace: n synthetic rows; fresh: round(f n) fresh real + the rest synthetic; fixed_real:
-    generation 0's n real rows + round(lambda n) synthetic."""
-    n = loop.n
-    if loop.regime == "replace":
-        def mix(key, s, model, kn):
-            return s, draw(key, *model, jnp.float32(n))
-        return StatisticsMixer(lambda real: (), mix)
-    if loop.regime == "fresh":
-        truth_mean, truth_cov = source.gaussian
-        truth_root = cholesky(truth_cov)
-
-        def mix(key, s, model, kn):
-            k = fresh_real_count(kn, n)
-            real, syn = draw_sets(key, [(truth_mean, truth_root, k), (*model, n - k)])
-            return s, combine(real, syn)
-        return StatisticsMixer(lambda real: (), mix)
-    if loop.regime == "fixed_real":
-        def mix(key, s, model, kn):
-            return s, combine(s, draw(key, *model, fixed_real_synthetic_count(kn, n)))
-        return StatisticsMixer(lambda real: of_rows(real, jnp.ones((n,), jnp.float32)), mix)
-    raise ValueError(loop.regime)

@@ -1,17 +1,21 @@
-"""Name -> piece registries. A new family, source or metric is one file plus one ``register`` line.
+"""Name -> piece tables. A new family, source, stage, regime or metric is one file that registers
+itself with a decorator below, plus one import line in :mod:`scl.catalog`.
 
-Each entry pairs an *options* dataclass (the typed, validated YAML section) with a ``make``
-function that turns those options into the piece's pure functions.
+Each entry pairs an *options* dataclass (the typed, validated YAML section, :mod:`scl.options`)
+with a ``make`` function that turns those options into the piece's pure functions. This module
+imports nothing of scl: every piece may import it, and it never imports a piece.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from types import MappingProxyType
+from typing import Callable, Mapping, NamedTuple
 
 
 class Entry(NamedTuple):
-    options: type          # frozen dataclass parsed from the config section
+    options: type | None   # frozen dataclass parsed from the config section (None: no settings)
     make: Callable         # options (+ context) -> piece
     doc: str = ""
+    traits: Mapping = MappingProxyType({})   # static facts read before anything is built
 
 
 FAMILIES: dict[str, Entry] = {}
@@ -19,11 +23,13 @@ SOURCES: dict[str, Entry] = {}
 METRICS: dict[str, Entry] = {}
 CURATORS: dict[str, Entry] = {}
 CORRECTORS: dict[str, Entry] = {}
+REGIMES: dict[str, Entry] = {}
 
 
-def _register(table: dict, name: str, options: type, doc: str = ""):
+def _register(table: dict, name: str, options: type | None, doc: str = "", **traits):
     def decorator(make: Callable) -> Callable:
-        table[name] = Entry(options, make, doc or (make.__doc__ or "").strip().split("\n")[0])
+        table[name] = Entry(options, make, doc or (make.__doc__ or "").strip().split("\n")[0],
+                            MappingProxyType(traits))
         return make
     return decorator
 
@@ -38,24 +44,26 @@ def register_source(name: str, options: type, doc: str = ""):
     return _register(SOURCES, name, options, doc)
 
 
-def register_metric(name: str, options: type | None = None, doc: str = ""):
-    """Decorator: ``make(ctx) -> fn(key, model_state, knobs) -> scalar`` under ``metrics.names``."""
-    return _register(METRICS, name, options, doc)
+def register_metric(name: str, doc: str = "", needs: tuple = ()):
+    """Decorator: ``make(ctx) -> fn(probe, model_state, knobs) -> scalar`` (or a dict {name: fn})
+    under ``metrics.names``. ``needs``: what of the per-generation probe it reads ("model",
+    "truth", "modes"; scl.probe)."""
+    return _register(METRICS, name, None, doc, needs=frozenset(needs))
 
 
 def register_curator(name: str, options: type, doc: str = ""):
+    """Decorator: ``make(options, ctx) -> Stage`` under ``curation.rule: name``."""
     return _register(CURATORS, name, options, doc)
 
 
 def register_corrector(name: str, options: type, doc: str = ""):
+    """Decorator: ``make(options, ctx) -> Stage`` under ``correction.kind: name``."""
     return _register(CORRECTORS, name, options, doc)
 
 
-def load_builtin() -> None:
-    """Import the modules that register the built-in pieces."""
-    import scl.data  # noqa: F401
-    import scl.families  # noqa: F401
-    import scl.metrics  # noqa: F401
-    import scl.curation  # noqa: F401
-    import scl.correction  # noqa: F401
-    import scl.metrics.reward  # noqa: F401
+def register_regime(name: str, doc: str = "", **traits):
+    """Decorator: ``make(loop, context) -> Regime`` under ``loop.regime: name``. Traits:
+    ``check(loop, path)`` validates the loop section for this regime; ``statistics``: it has an
+    exact sufficient-statistics form; ``synthetic_rows_are_n``; ``fresh_real``: it draws fresh
+    real rows every generation."""
+    return _register(REGIMES, name, None, doc, **traits)

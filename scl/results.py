@@ -24,20 +24,18 @@ def _coord(values):
 
 def build_dataset(cfg, results, timings: dict | None = None) -> xr.Dataset:
     """``results``: [(static coords, {metric: np [G+1, C]})] in ``cfg.static_variants()`` order."""
-    from scl.config import dim_name
+    from scl.grid import Grid, dim_name
 
     static_axes, knob_axes = cfg.static_axes, cfg.knob_axes
     static_shape = tuple(len(v) for _, v in static_axes)
-    knob_shape = tuple(len(v) for _, v in knob_axes)
+    grid = Grid(cfg.static_variants()[0][1])          # every variant shares the knob grid
     S, G1 = cfg.seeds, cfg.loop.generations + 1
     names = list(results[0][1]) if results else []
     data = {}
     for name in names:
-        per_variant = []
-        for _, metrics in results:
-            a = metrics[name].reshape((G1,) + knob_shape + (S,))
-            per_variant.append(np.moveaxis(a, 0, -1))        # [*knob, S, G+1]
-        data[name] = np.stack(per_variant).reshape(static_shape + knob_shape + (S, G1))
+        per_variant = [np.moveaxis(grid.unflatten(metrics[name], axis=1), 0, -1)   # [*knob, S, G+1]
+                       for _, metrics in results]
+        data[name] = np.stack(per_variant).reshape(static_shape + grid.shape + (S, G1))
     dims = [dim_name(p) for p, _ in static_axes] + [dim_name(p) for p, _ in knob_axes] + ["seed", "generation"]
     coords = {dim_name(p): _coord(v) for p, v in list(static_axes) + list(knob_axes)}
     coords["seed"] = np.arange(S)

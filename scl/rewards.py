@@ -17,7 +17,6 @@ Built-in kinds (``curation.reward.kind``):
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -27,26 +26,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from scl.errors import ConfigError
-
-
-def _static(default, doc=""):
-    return dataclasses.field(default=default, metadata={"doc": doc})
-
-
-def _positive(path, name, value, allow_zero=False):
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{path}.{name}", f"must be {'>=' if allow_zero else '>'} 0, got {value}")
+from scl.options import static
 
 
 @dataclass(frozen=True)
 class DistanceReward:
     tag_key = "kind"
     name = "distance"
-    target: tuple[float, ...] = _static((0.0, 0.0), "target point")
-    scale: float = _static(1.0, "reward = -scale * distance")
-
-    def validate(self, path):
-        _positive(path, "scale", self.scale)
+    target: tuple[float, ...] = static((0.0, 0.0), "target point")
+    scale: float = static(1.0, "reward = -scale * distance", gt=0.0, finite=True)
 
     def dim(self):
         return len(self.target)
@@ -60,17 +48,14 @@ class DistanceReward:
 class ClippedCentresReward:
     tag_key = "kind"
     name = "clipped_centres"
-    centres: tuple[tuple[float, ...], ...] = _static(((2.0, 0.0),), "reward centres [k, d]")
-    clip: float = _static(1.0, "distances beyond clip (after radius) count as clip")
-    radius: float = _static(0.0, "distances within radius of a centre count as 0")
-    scale: float = _static(1.0, "reward = -scale * clipped distance")
+    centres: tuple[tuple[float, ...], ...] = static(((2.0, 0.0),), "reward centres [k, d]")
+    clip: float = static(1.0, "distances beyond clip (after radius) count as clip", gt=0.0)
+    radius: float = static(0.0, "distances within radius of a centre count as 0", ge=0.0, finite=True)
+    scale: float = static(1.0, "reward = -scale * clipped distance", gt=0.0, finite=True)
 
     def validate(self, path):
         if len(self.centres) == 0 or len({len(c) for c in self.centres}) != 1:
             raise ConfigError(f"{path}.centres", "needs a non-empty list of points of equal length")
-        _positive(path, "clip", self.clip)
-        _positive(path, "radius", self.radius, allow_zero=True)
-        _positive(path, "scale", self.scale)
 
     def dim(self):
         return len(self.centres[0])
@@ -88,8 +73,8 @@ class ClippedCentresReward:
 class LinearReward:
     tag_key = "kind"
     name = "linear"
-    weights: tuple[float, ...] = _static((1.0, 0.0), "reward = weights . x + bias")
-    bias: float = _static(0.0)
+    weights: tuple[float, ...] = static((1.0, 0.0), "reward = weights . x + bias")
+    bias: float = static(0.0)
 
     def validate(self, path):
         if len(self.weights) == 0:
@@ -107,9 +92,9 @@ class LinearReward:
 class BoxReward:
     tag_key = "kind"
     name = "box"
-    low: tuple[float, ...] = _static((0.0, 0.0), "lower corner of the region")
-    high: tuple[float, ...] = _static((1.0, 1.0), "upper corner of the region")
-    scale: float = _static(1.0, "reward inside the region (0 outside)")
+    low: tuple[float, ...] = static((0.0, 0.0), "lower corner of the region")
+    high: tuple[float, ...] = static((1.0, 1.0), "upper corner of the region")
+    scale: float = static(1.0, "reward inside the region (0 outside)")
 
     def validate(self, path):
         if len(self.low) != len(self.high) or len(self.low) == 0:
@@ -129,7 +114,7 @@ class BoxReward:
 class TableReward:
     tag_key = "kind"
     name = "table"
-    values: tuple[float, ...] = _static((0.0, 1.0), "reward of category i (rows are indices)")
+    values: tuple[float, ...] = static((0.0, 1.0), "reward of category i (rows are indices)")
 
     def validate(self, path):
         if len(self.values) == 0:
@@ -167,7 +152,7 @@ def resolve_callable(spec, path: str) -> Callable:
 class CustomReward:
     tag_key = "kind"
     name = "custom"
-    function: Any = _static(None, "callable r(one row) -> scalar, or import path 'module:function'")
+    function: Any = static(None, "callable r(one row) -> scalar, or import path 'module:function'")
 
     def validate(self, path):
         resolve_callable(self.function, f"{path}.function")
@@ -186,7 +171,7 @@ REWARDS = {c.name: c for c in (DistanceReward, ClippedCentresReward, LinearRewar
 
 def parse_reward(data, path: str = "curation.reward"):
     """Reward options from a mapping ``{kind: ..., ...}``, a callable (custom) or options object."""
-    from scl.config import parse
+    from scl.options import parse
 
     if data is None:
         raise ConfigError(path, f"a reward is required: a mapping with kind one of {', '.join(REWARDS)}")

@@ -1,8 +1,7 @@
 """Samples from a saved generation's models (``scl samples OUT_DIR --generation g``).
 
 One panel per configuration (every static variant x knob-grid point, one seed): a scatter over the
-first two coordinates with truth samples behind (vectors), a histogram (1-D), or a mosaic of the
-first 16 samples (images: rows [n, H, W] or [n, H, W, channels]).
+first two coordinates with truth samples behind (vectors) or a histogram (1-D).
 """
 from __future__ import annotations
 
@@ -42,17 +41,7 @@ def draw(gm, n: int, seed: int = 0):
 
 
 def _panel(ax, x, truth):
-    if x.ndim >= 3:                                   # images: 4 x 4 mosaic
-        k = min(16, x.shape[0])
-        side = int(np.ceil(np.sqrt(k)))
-        imgs = np.zeros((side * side,) + x.shape[1:], x.dtype)
-        imgs[:k] = x[:k]
-        h, w = x.shape[1:3]
-        mosaic = imgs.reshape((side, side, h, w) + x.shape[3:]).swapaxes(1, 2).reshape((side * h, side * w) + x.shape[3:])
-        lo, hi = float(np.min(mosaic)), float(np.max(mosaic))
-        ax.imshow((mosaic - lo) / (hi - lo + 1e-12), cmap="gray")
-        ax.axis("off")
-    elif x.ndim == 2 and x.shape[1] >= 2:
+    if x.ndim == 2 and x.shape[1] >= 2:
         ax.scatter(truth[:, 0], truth[:, 1], s=3, c="0.8", lw=0, label="truth")
         ax.scatter(x[:, 0], x[:, 1], s=3, c="C0", lw=0, label="model")
         ax.set_aspect("equal", "datalim")

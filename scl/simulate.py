@@ -12,7 +12,8 @@ import jax
 import numpy as np
 
 from scl.config import Config, load_config
-from scl.engine import build_program, flat_inputs, shard_configs
+from scl.engine import build_program, shard_configs
+from scl.grid import Grid
 from scl.progress import make_bar
 from scl.results import build_dataset
 
@@ -25,8 +26,9 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
     ``checkpoint``: a :class:`scl.checkpoint.VariantCheckpoint` to resume from and save into.
     """
     keep_models = checkpoint is not None and checkpoint.keep_models
-    program = build_program(cfg, keep_models=keep_models)
-    keys, knobs = flat_inputs(cfg)
+    grid = Grid(cfg)
+    program = build_program(cfg, grid.lam_max, keep_models=keep_models)
+    keys, knobs = grid.inputs()
     C = keys.shape[0]
     abstract = jax.eval_shape(program.init, keys, knobs)[0] if checkpoint is not None else None
     (keys, knobs), padded = shard_configs((keys, knobs), C)

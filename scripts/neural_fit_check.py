@@ -29,6 +29,7 @@ from scl.config import Config  # noqa: E402
 from scl.data import make_source  # noqa: E402
 from scl.families import make_family  # noqa: E402
 from scl.metrics.samples import sliced_w2  # noqa: E402
+from scl.options import knob_values
 
 FAMILIES = {   # label -> model settings ("family" defaults to the label)
     "flow": {"layers": 8},
@@ -65,7 +66,7 @@ def main():
                 metrics={"names": ["sliced_w2"]}))
             source = make_source(cfg.truth)
             fam = make_family(cfg.model, source)
-            knobs = cfg.model.knob_values()
+            knobs = knob_values(cfg.model)
             x = source.sample(jax.random.PRNGKey(0), args.n)
             t0 = time.perf_counter()
             state = jax.block_until_ready(jax.jit(fam.init)(jax.random.PRNGKey(1), x, jnp.ones(args.n), knobs))

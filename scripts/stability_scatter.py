@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from scl.config import load_config  # noqa: E402
 from scl.data import make_source  # noqa: E402
-from scl.engine import knob_tree  # noqa: E402
+from scl.grid import knob_tree  # noqa: E402
 from scl.families import make_family  # noqa: E402
 from scl.simulate import run_variant  # noqa: E402
 

@@ -26,3 +26,24 @@ def final_states(cfg):
 def as_np(tree):
     import jax
     return jax.tree_util.tree_map(np.asarray, tree)
+
+
+def stage_of(make, options, source=None, truth=None, rows: int = 0, n: int = 0, key=None, real=None):
+    """(stage, state): a stage built like the engine builds it, initialised on ``real`` rows."""
+    import jax
+
+    from scl.stages import StageContext
+
+    stage = make(options, StageContext(source, truth, rows, n))
+    state = stage.init(jax.random.PRNGKey(0) if key is None else key, real)
+    return stage, state
+
+
+def rows_only(stage, state=()):
+    """``fn(key, rows, knobs) -> rows``: a stage's apply with all rows present, rows kept only."""
+    import jax.numpy as jnp
+
+    def fn(key, rows, knobs):
+        n = rows.shape[0]
+        return stage.apply(key, state, rows, jnp.ones((n,), jnp.float32), knobs)[1]
+    return fn

@@ -11,10 +11,18 @@ from scl.data import make_source
 from scl.engine import build_program, flat_inputs, generation_keys
 from scl.errors import ConfigError
 from scl.families.gaussian import GaussianState, weighted_moments
+from helpers import rows_only, stage_of
 
 
 def _keys(seed=0):
-    return dict(generation_keys(jax.random.PRNGKey(seed), 1), root=jax.random.PRNGKey(seed))
+    return generation_keys(jax.random.PRNGKey(seed), 1)["correct"]
+
+
+def corrector(cfg, source=None):
+    """``correct(key, rows, knobs) -> rows`` of the config's (stateless) corrector."""
+    source = source or make_source(cfg.truth)
+    stage, state = stage_of(make_corrector, cfg.correction, source, cfg.truth, n=cfg.loop.n)
+    return rows_only(stage, state)
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.25, 1.0, 4.0])
@@ -22,11 +30,10 @@ def test_ideal_corrected_law_is_the_mixture(gamma):
     """(p_t + gamma p_data)/(1+gamma): replaced share gamma/(1+gamma), mixture mean and 2nd moment."""
     cfg = Config.from_dict({"truth": {"kind": "gaussian", "dim": 2, "mean": [0.0, 1.0]},
                             "correction": {"kind": "ideal", "gamma": gamma}})
-    source = make_source(cfg.truth)
-    corr = make_corrector(cfg.correction, source, cfg)
+    corr = corrector(cfg)
     n = 100_000
     rows = jnp.full((n, 2), 10.0)                       # p_t = a point mass at (10, 10)
-    out = np.asarray(jax.jit(corr.correct)(_keys(), rows, {"gamma": jnp.float32(gamma)}))
+    out = np.asarray(jax.jit(corr)(_keys(), rows, {"gamma": jnp.float32(gamma)}))
     replaced = np.any(out != 10.0, axis=1)
     q = gamma / (1 + gamma)
     assert abs(replaced.mean() - q) <= 4 * np.sqrt(q * (1 - q) / n) + 1e-12
@@ -68,21 +75,21 @@ def test_population_contraction_with_ideal_correction():
 def test_projection_onto_circle_and_box():
     cfg = Config.from_dict({"correction": {"kind": "projection", "onto": "circle", "radius": 2.0,
                                            "centre": [1.0, 0.0]}})
-    corr = make_corrector(cfg.correction, make_source(cfg.truth), cfg)
+    corr = corrector(cfg)
     x = jax.random.normal(jax.random.PRNGKey(0), (500, 2)) * 3
-    full = np.asarray(corr.correct(_keys(), x, {"strength": 1.0}))
+    full = np.asarray(corr(_keys(), x, {"strength": 1.0}))
     d, d0 = full - [1.0, 0.0], np.asarray(x) - [1.0, 0.0]
     np.testing.assert_allclose(np.linalg.norm(d, axis=1), 2.0, rtol=1e-5)
     np.testing.assert_allclose(d / 2.0, d0 / np.linalg.norm(d0, axis=1, keepdims=True), atol=1e-5)
-    half = np.asarray(corr.correct(_keys(), x, {"strength": 0.5}))
+    half = np.asarray(corr(_keys(), x, {"strength": 0.5}))
     np.testing.assert_allclose(half, (np.asarray(x) + full) / 2, atol=1e-5)
     cfg = Config.from_dict({"correction": {"kind": "projection", "onto": "box", "low": [-1, 0], "high": [1, 0.5]}})
-    corr = make_corrector(cfg.correction, make_source(cfg.truth), cfg)
-    np.testing.assert_allclose(corr.correct(_keys(), x, {"strength": 1.0}),
+    corr = corrector(cfg)
+    np.testing.assert_allclose(corr(_keys(), x, {"strength": 1.0}),
                                np.clip(np.asarray(x), [-1, 0], [1, 0.5]))
     cfg = Config.from_dict({"correction": {"kind": "projection", "onto": "custom", "function": lambda r: jnp.abs(r)}})
-    corr = make_corrector(cfg.correction, make_source(cfg.truth), cfg)
-    np.testing.assert_allclose(corr.correct(_keys(), x, {"strength": 1.0}), np.abs(np.asarray(x)))
+    corr = corrector(cfg)
+    np.testing.assert_allclose(corr(_keys(), x, {"strength": 1.0}), np.abs(np.asarray(x)))
 
 
 def test_kmeans_matches_scikit_learn():
@@ -98,26 +105,26 @@ def test_kmeans_matches_scikit_learn():
     assert match.max() < 1e-3
 
 
-def test_kmeans_snapping_uses_generation0_real_rows():
+def test_kmeans_centres_live_in_the_loop_state_fitted_on_generation0_real_rows():
     cfg = Config.from_dict({"truth": {"kind": "eight_gaussians", "std": 0.2}, "loop": {"n": 300}, "metrics": {"names": ["diversity"]},
                             "correction": {"kind": "kmeans", "k": 8, "strength": 1.0}})
     source = make_source(cfg.truth)
     program = build_program(cfg)
     root = jax.random.PRNGKey(5)
-    knobs = {"loop": cfg.loop.knob_values(), "model": cfg.model.knob_values(), "correction": {"strength": 1.0}}
+    knobs = jax.tree_util.tree_map(lambda a: a[0], flat_inputs(cfg)[1])
     state, _ = program.init_one(root, knobs)
     real = source.sample(generation_keys(root, 0)["real"], 300)
     np.testing.assert_allclose(state.model.mean, weighted_moments(real, jnp.ones(300), "mle", False)[0], rtol=1e-5)
-    corr = make_corrector(cfg.correction, source, cfg)
-    rows = jax.random.normal(jax.random.PRNGKey(9), (400, 2)) * 2
-    keys = dict(generation_keys(root, 3), root=root)
-    snapped = np.asarray(corr.correct(keys, rows, {"strength": 1.0}))
-    centres = np.unique(snapped.round(5), axis=0)
-    assert len(centres) <= 8
+    centres = np.asarray(state.stages["correction"])               # [k, d], fitted once by init
+    expected = np.asarray(kmeans(jax.random.fold_in(generation_keys(root, 0)["spare"], 1), real, 8, 25))
+    np.testing.assert_allclose(centres, expected, atol=1e-5)
     truth = np.array([[2 * np.cos(a), 2 * np.sin(a)] for a in 2 * np.pi * np.arange(8) / 8])
     assert np.max(np.min(np.linalg.norm(centres[:, None] - truth[None], axis=-1), 1)) < 0.2
-    expected = np.asarray(kmeans(jax.random.fold_in(generation_keys(root, 0)["spare"], 1), real, 8, 25))
-    np.testing.assert_allclose(np.sort(centres, 0), np.sort(expected.round(5), 0), atol=1e-4)
+    after, _ = jax.jit(program.step)(state, root, knobs, 1)          # the centres are carried
+    np.testing.assert_array_equal(np.asarray(after.stages["correction"]), centres)
+    stage, _ = stage_of(make_corrector, cfg.correction, source, cfg.truth, n=300, real=real)
+    rows = jax.random.normal(jax.random.PRNGKey(9), (400, 2)) * 2
+    snapped = np.asarray(rows_only(stage, jnp.asarray(centres))(jax.random.PRNGKey(3), rows, {"strength": 1.0}))
     nearest = centres[np.argmin(((np.asarray(rows)[:, None] - centres[None]) ** 2).sum(-1), 1)]
     np.testing.assert_allclose(snapped, nearest, atol=1e-4)
 
@@ -165,9 +172,8 @@ def test_custom_projection_on_categories_maps_each_row_with_probability_strength
                             "correction": {"kind": "projection", "onto": "custom",
                                            "function": clip_to_first_five, "strength": strength}})
     source = make_source(cfg.truth)
-    corrector = make_corrector(cfg.correction, source, cfg)
     rows = source.sample(jax.random.PRNGKey(0), 20_000)
-    out = np.asarray(corrector.correct({"correct": jax.random.PRNGKey(1)}, rows, {"strength": strength}))
+    out = np.asarray(corrector(cfg, source)(jax.random.PRNGKey(1), rows, {"strength": strength}))
     rows = np.asarray(rows)
     assert out.dtype == rows.dtype and np.all(out[rows <= 4] == rows[rows <= 4])
     above = rows > 4                    # rows the map changes: each mapped to 4 w.p. strength

@@ -11,6 +11,7 @@ from scl.config import Config, parse
 from scl.curation import (ArgmaxCuration, LuceCuration, TopShareCuration, exact_luce_law,
                           make_curator)
 from scl.errors import ConfigError
+from helpers import rows_only, stage_of
 
 P = np.array([0.4, 0.3, 0.2, 0.1])
 R = np.array([0.0, 0.5, 1.0, 2.0])
@@ -29,11 +30,16 @@ def brute_force_luce(p, r, K, beta=1.0):
     return out
 
 
+def curator(options, rows):
+    stage, state = stage_of(lambda o, ctx: make_curator(o, ctx), options, rows=rows)
+    return stage, rows_only(stage, state)
+
+
 def curated_frequencies(options, rows, key, beta=1.0):
-    curator = make_curator(options, rows)
+    stage, curate = curator(options, rows)
     kc, ks = jax.random.split(key)
-    candidates = jax.random.categorical(ks, jnp.log(jnp.asarray(P)), shape=(rows * curator.candidates_per_row,))
-    kept = jax.jit(curator.curate)(kc, candidates, {"beta": jnp.float32(beta)})
+    candidates = jax.random.categorical(ks, jnp.log(jnp.asarray(P)), shape=(rows * stage.candidates_per_row,))
+    kept = jax.jit(curate)(kc, candidates, {"beta": jnp.float32(beta)})
     return np.bincount(np.asarray(kept), minlength=len(P)) / rows
 
 
@@ -78,9 +84,9 @@ def test_luce_beta_zero_keeps_the_law():
 def test_K1_changes_nothing(rule):
     opts = parse({"luce": LuceCuration, "argmax": ArgmaxCuration}[rule],
                  {"K": 1, "reward": {"kind": "distance", "target": [1.0, 0.0]}}, "curation")
-    cur = make_curator(opts, 1000)
+    _, cur = curator(opts, 1000)
     x = jax.random.normal(jax.random.PRNGKey(0), (1000, 2))
-    np.testing.assert_array_equal(np.asarray(cur.curate(jax.random.PRNGKey(1), x, {"beta": 5.0})), np.asarray(x))
+    np.testing.assert_array_equal(np.asarray(cur(jax.random.PRNGKey(1), x, {"beta": 5.0})), np.asarray(x))
 
 
 def test_K1_loop_is_bit_identical_to_no_curation():
@@ -108,9 +114,9 @@ def test_large_K_approaches_the_exponential_tilt():
 def test_top_share_keeps_the_best_rows():
     opts = parse(TopShareCuration, {"share": 0.3, "reward": {"kind": "linear", "weights": [1.0, -2.0]}}, "curation")
     assert opts.K == 4
-    cur = make_curator(opts, 250)
+    _, cur = curator(opts, 250)
     x = jax.random.normal(jax.random.PRNGKey(0), (1000, 2))
-    kept = np.asarray(cur.curate(jax.random.PRNGKey(1), x, {}))
+    kept = np.asarray(cur(jax.random.PRNGKey(1), x, {}))
     r = np.asarray(x) @ np.array([1.0, -2.0])
     np.testing.assert_allclose(np.sort(kept @ np.array([1.0, -2.0])), np.sort(r)[-250:], rtol=1e-6)
 
@@ -184,7 +190,6 @@ def test_categorical_loop_one_step_matches_exact_law():
     """With the categorical family (issue 3): E[p_1 | p_0] is the exact Luce law of p_0."""
     from scl import registry
 
-    registry.load_builtin()
     if "categorical" not in registry.FAMILIES or "categorical" not in registry.SOURCES:
         pytest.skip("categorical family not available")
     from scl.engine import build_program, flat_inputs

@@ -13,6 +13,7 @@ from scl.families.flow import RealNVP, flow_spec
 from scl.families.flow_matching import integrate
 from scl.families.neural import NeuralState, fresh_fit
 from scl.metrics.samples import sliced_w2
+from scl.options import knob_values
 
 MEAN = np.array([1.0, -2.0])
 COV = np.array([[1.0, 0.6], [0.6, 0.5]])
@@ -48,11 +49,11 @@ def test_loss_decreases_and_samples_match_truth(family):
     fam = make_family(cfg.model, source)
     x = source.sample(jax.random.PRNGKey(0), 2048)
     w = jnp.ones(2048)
-    run = jax.jit(lambda key: fresh_fit(_spec(cfg), cfg.model, key, x, w, cfg.model.knob_values()))
+    run = jax.jit(lambda key: fresh_fit(_spec(cfg), cfg.model, key, x, w, knob_values(cfg.model)))
     state, losses = run(jax.random.PRNGKey(1))
     losses = np.asarray(losses)
     assert losses[-50:].mean() < losses[:50].mean() - 0.1, (losses[:50].mean(), losses[-50:].mean())
-    y = jax.jit(fam.sample, static_argnums=2)(jax.random.PRNGKey(2), state, 4000, cfg.model.knob_values())
+    y = jax.jit(fam.sample, static_argnums=2)(jax.random.PRNGKey(2), state, 4000, knob_values(cfg.model))
     y = np.asarray(y)
     # The truth is N(MEAN, COV): the samples' moments must be close to it.
     assert np.abs(y.mean(0) - MEAN).max() < TOLERANCE[family]
@@ -115,7 +116,7 @@ def test_flow_log_density_integrates_to_one_and_inverts():
     source = make_source(cfg.truth)
     fam = make_family(cfg.model, source)
     x = source.sample(jax.random.PRNGKey(0), 1024)
-    state = jax.jit(fam.init)(jax.random.PRNGKey(1), x, jnp.ones(1024), cfg.model.knob_values())
+    state = jax.jit(fam.init)(jax.random.PRNGKey(1), x, jnp.ones(1024), knob_values(cfg.model))
     g = np.linspace(-4, 5, 241)
     h = g[1] - g[0]
     grid = jnp.asarray(np.stack(np.meshgrid(g, g - 1.0), -1).reshape(-1, 2), jnp.float32)
@@ -138,7 +139,7 @@ def test_warm_start_fine_tunes_and_scratch_reinitialises():
     source = make_source(cfg.truth)
     x = source.sample(jax.random.PRNGKey(0), 256)
     w = jnp.ones(256)
-    knobs = cfg.model.knob_values()
+    knobs = knob_values(cfg.model)
     state = jax.jit(make_family(cfg.model, source).init)(jax.random.PRNGKey(1), x, w, knobs)
     still = dict(knobs, learning_rate=0.0)
     for warm in (True, False):

@@ -102,7 +102,7 @@ def test_distinct_indices_is_a_uniform_subset(count, k, capacity):
     """Floyd's algorithm: k distinct values, each of [0, count) included with probability k/count,
     and every pair with probability k(k-1)/(count(count-1)). The bitmap membership test ((40, 6, 70)
     spans three 32-bit words) picks exactly what the comparison test picks."""
-    from scl.mixing import distinct_indices
+    from scl.mixing.accumulate_subsample import distinct_indices
 
     R = 20_000
     keys = jax.random.split(KEY, R)

@@ -90,11 +90,15 @@ def test_fresh_regime_follows_its_exact_moment_recursion(draw, check_4se):
 
 def test_auto_draws_statistics_only_where_exact():
     from scl.data import make_source
+    from scl.engine import uses_statistics
     from scl.families import make_family
+    from scl.mixing import RegimeContext, make_regime
 
     def uses(**over):
         cfg = scl.Config.from_dict({"loop": {"regime": "replace", "n": 20, **over.pop("loop", {})}, **over})
-        return moments.uses_statistics(cfg, make_family(cfg.model, make_source(cfg.truth)))
+        source = make_source(cfg.truth)
+        regime = make_regime(cfg.loop, RegimeContext(20, 20, cfg.loop.generations, 1.0, source))
+        return uses_statistics(cfg, make_family(cfg.model, source), regime)
 
     assert uses()
     assert uses(loop={"regime": "fixed_real", "lam": 1.0})

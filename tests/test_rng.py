@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import scl.engine  # noqa: F401  (registers the unrolled lowering, as every scl run does)
+import scl.engine  # noqa: F401
 from scl.rng import _mul_hi_lo, uniform_below, use_unrolled_threefry
 
 

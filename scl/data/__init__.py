@@ -1,5 +1,7 @@
-"""Truth sources. ``make_source(cfg.truth)`` returns a :class:`Source`."""
-from scl.data import categorical, gaussian, regression, toys  # noqa: F401  (registers the built-in sources)
+"""Truth sources. ``make_source(cfg.truth)`` returns a :class:`Source`.
+
+Each source module registers itself when :mod:`scl.catalog` imports it.
+"""
 from scl.data.source import Source
 from scl.registry import SOURCES
 

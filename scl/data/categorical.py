@@ -11,7 +11,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scl.config import ConfigError, static
+from scl.errors import ConfigError
+from scl.options import static
 from scl.data.source import Source
 from scl.families.weighted import inverse_cdf, weights_cdf
 from scl.registry import register_source
@@ -39,6 +40,7 @@ class CategoricalTruth:
     tag_key = "kind"
     name = "categorical"
     rows = "categorical"
+    dim = 0
     probs: tuple[float, ...] = static((0.5, 0.3, 0.2), "category probabilities (>= 0, not all 0)")
 
     def validate(self, path):
@@ -64,14 +66,9 @@ class ZipfTruth:
     tag_key = "kind"
     name = "zipf"
     rows = "categorical"
-    categories: int = static(1000, "number of categories k")
-    exponent: float = static(1.1, "Zipf exponent s (p_i proportional to i^-s)")
-
-    def validate(self, path):
-        if self.categories < 2:
-            raise ConfigError(f"{path}.categories", f"must be >= 2, got {self.categories}")
-        if not np.isfinite(self.exponent) or self.exponent < 0:
-            raise ConfigError(f"{path}.exponent", f"must be finite and >= 0, got {self.exponent}")
+    dim = 0
+    categories: int = static(1000, "number of categories k", ge=2)
+    exponent: float = static(1.1, "Zipf exponent s (p_i proportional to i^-s)", ge=0.0, finite=True)
 
     def probabilities(self) -> np.ndarray:
         p = np.arange(1, self.categories + 1, dtype=np.float64) ** (-self.exponent)

@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scl.config import ConfigError, static
+from scl.errors import ConfigError
+from scl.options import static
 from scl.data.source import Source
 from scl.registry import register_source
 
@@ -19,18 +20,15 @@ class GaussianTruth:
 
     tag_key = "kind"
     name = "gaussian"
-    dim: int = static(2, "dimension")
-    mean: Optional[tuple[float, ...]] = static(None, "mean vector (default zeros)")
-    cov: Optional[tuple[tuple[float, ...], ...]] = static(None, "covariance matrix (default std^2 I)")
-    std: float = static(1.0, "per-coordinate standard deviation when cov is not given")
+    dim: int = static(2, "dimension", ge=1)
+    mean: Optional[tuple[float, ...]] = static(None, "mean vector (default zeros)", finite=True)
+    cov: Optional[tuple[tuple[float, ...], ...]] = static(None, "covariance matrix (default std^2 I)",
+                                                          finite=True)
+    std: float = static(1.0, "per-coordinate standard deviation when cov is not given", gt=0.0, finite=True)
 
     def validate(self, path):
-        if self.dim < 1:
-            raise ConfigError(f"{path}.dim", f"must be >= 1, got {self.dim}")
         if self.mean is not None and len(self.mean) != self.dim:
             raise ConfigError(f"{path}.mean", f"needs {self.dim} entries (truth.dim), got {len(self.mean)}")
-        if self.std <= 0:
-            raise ConfigError(f"{path}.std", f"must be > 0, got {self.std}")
         if self.cov is not None:
             c = np.asarray(self.cov, dtype=float)
             if c.shape != (self.dim, self.dim):

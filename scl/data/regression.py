@@ -13,7 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scl.config import ConfigError, static
+from scl.errors import ConfigError
+from scl.options import static
 from scl.data.source import Source
 from scl.registry import register_source
 
@@ -25,21 +26,17 @@ class LinearRegressionTruth:
     tag_key = "kind"
     name = "linear_regression"
     rows = "regression"
-    features: int = static(10, "number of features d")
-    weights: Optional[tuple[float, ...]] = static(None, "true weights w0 [d] (default all 1/sqrt(d))")
-    design_std: float = static(1.0, "x ~ N(0, design_std^2 I)")
-    noise: float = static(1.0, "label noise sigma: y = x.w0 + sigma z")
+    dim = 0
+    features: int = static(10, "number of features d", ge=1)
+    weights: Optional[tuple[float, ...]] = static(None, "true weights w0 [d] (default all 1/sqrt(d))",
+                                                  finite=True)
+    design_std: float = static(1.0, "x ~ N(0, design_std^2 I)", gt=0.0, finite=True)
+    noise: float = static(1.0, "label noise sigma: y = x.w0 + sigma z", ge=0.0, finite=True)
 
     def validate(self, path):
-        if self.features < 1:
-            raise ConfigError(f"{path}.features", f"must be >= 1, got {self.features}")
         if self.weights is not None and len(self.weights) != self.features:
             raise ConfigError(f"{path}.weights", f"needs {self.features} entries (truth.features), "
                               f"got {len(self.weights)}")
-        if not self.design_std > 0:
-            raise ConfigError(f"{path}.design_std", f"must be > 0, got {self.design_std}")
-        if not self.noise >= 0:
-            raise ConfigError(f"{path}.noise", f"must be >= 0, got {self.noise}")
 
     def true_weights(self) -> np.ndarray:
         if self.weights is None:

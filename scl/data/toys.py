@@ -10,19 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scl.config import ConfigError, static
+from scl.options import static
 from scl.data.source import Source
 from scl.registry import register_source
-
-
-def _positive(path, name, value):
-    if value <= 0:
-        raise ConfigError(f"{path}.{name}", f"must be > 0, got {value}")
-
-
-def _nonneg(path, name, value):
-    if value < 0:
-        raise ConfigError(f"{path}.{name}", f"must be >= 0, got {value}")
 
 
 # ---------------------------------------------------------------- ring of 8 Gaussians
@@ -31,15 +21,10 @@ def _nonneg(path, name, value):
 class EightGaussians:
     tag_key = "kind"
     name = "eight_gaussians"
-    radius: float = static(2.0, "radius of the ring of centres")
-    std: float = static(0.1, "standard deviation of each mode")
-    modes: int = static(8, "number of modes on the ring")
-
-    def validate(self, path):
-        _positive(path, "radius", self.radius)
-        _positive(path, "std", self.std)
-        if self.modes < 1:
-            raise ConfigError(f"{path}.modes", f"must be >= 1, got {self.modes}")
+    dim = 2
+    radius: float = static(2.0, "radius of the ring of centres", gt=0.0, finite=True)
+    std: float = static(0.1, "standard deviation of each mode", gt=0.0, finite=True)
+    modes: int = static(8, "number of modes on the ring", ge=1)
 
 
 def ring_centres(modes: int, radius: float) -> np.ndarray:
@@ -79,10 +64,8 @@ def make_eight_gaussians(o: EightGaussians) -> Source:
 class Moons:
     tag_key = "kind"
     name = "moons"
-    noise: float = static(0.1, "Gaussian noise added to each coordinate")
-
-    def validate(self, path):
-        _nonneg(path, "noise", self.noise)
+    dim = 2
+    noise: float = static(0.1, "Gaussian noise added to each coordinate", ge=0.0, finite=True)
 
 
 def _moon_arcs(theta):
@@ -119,13 +102,10 @@ def make_moons(o: Moons) -> Source:
 class Circles:
     tag_key = "kind"
     name = "circles"
-    factor: float = static(0.5, "inner radius / outer radius (outer radius 1)")
-    noise: float = static(0.05, "Gaussian noise added to each coordinate")
+    dim = 2
+    factor: float = static(0.5, "inner radius / outer radius (outer radius 1)", gt=0.0, lt=1.0)
+    noise: float = static(0.05, "Gaussian noise added to each coordinate", ge=0.0, finite=True)
 
-    def validate(self, path):
-        if not 0 < self.factor < 1:
-            raise ConfigError(f"{path}.factor", f"must be in (0, 1), got {self.factor}")
-        _nonneg(path, "noise", self.noise)
 
 
 @register_source("circles", Circles)
@@ -153,10 +133,8 @@ def make_circles(o: Circles) -> Source:
 class Checkerboard:
     tag_key = "kind"
     name = "checkerboard"
-    scale: float = static(2.0, "side of one square")
-
-    def validate(self, path):
-        _positive(path, "scale", self.scale)
+    dim = 2
+    scale: float = static(2.0, "side of one square", gt=0.0, finite=True)
 
 
 @register_source("checkerboard", Checkerboard)
@@ -185,10 +163,9 @@ def make_checkerboard(o: Checkerboard) -> Source:
 class SwissRoll:
     tag_key = "kind"
     name = "swiss_roll"
-    noise: float = static(0.25, "Gaussian noise (before the 1/5 scaling, as FFJORD's noise=1 is 0.2 after)")
-
-    def validate(self, path):
-        _nonneg(path, "noise", self.noise)
+    dim = 2
+    noise: float = static(0.25, "Gaussian noise (before the 1/5 scaling, as FFJORD's noise=1 is 0.2 after)",
+                          ge=0.0, finite=True)
 
 
 @register_source("swiss_roll", SwissRoll)

@@ -1,5 +1,7 @@
-"""Model families. ``make_family(cfg.model, source)`` returns a :class:`Family`."""
-from scl.families import categorical, diffusion, flow, flow_matching, gaussian, kde, mixture, regression  # noqa: F401,E501  (registers)
+"""Model families. ``make_family(cfg.model, source)`` returns a :class:`Family`.
+
+Each family module registers itself when :mod:`scl.catalog` imports it.
+"""
 from scl.families.base import Family
 from scl.registry import FAMILIES
 

@@ -18,7 +18,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from scl.config import check_range, knob
+from scl.options import knob
 from scl.families.base import Family
 from scl.families.weighted import pick_rows, require_rows
 from scl.registry import register_family
@@ -30,15 +30,8 @@ class CategoricalModel:
 
     tag_key = "family"
     name = "categorical"
-    smoothing: float = knob(0.0, "additive (Laplace) smoothing alpha >= 0 added to every count")
-    temperature: float = knob(1.0, "sampling temperature tau > 0: sample proportional to p^(1/tau)")
-
-    def validate(self, path):
-        check_range(f"{path}.smoothing", self.smoothing, 0.0)
-        check_range(f"{path}.temperature", self.temperature, 0.0, lo_open=True)
-
-    def knob_values(self) -> dict:
-        return {"smoothing": self.smoothing, "temperature": self.temperature}
+    smoothing: float = knob(0.0, "additive (Laplace) smoothing alpha >= 0 added to every count", ge=0.0)
+    temperature: float = knob(1.0, "sampling temperature tau > 0: sample proportional to p^(1/tau)", gt=0.0)
 
     def check(self, cfg):
         require_rows(cfg, "categorical", self.name)

@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scl.config import ConfigError, static
+from scl.errors import ConfigError
+from scl.options import static
 from scl.families.base import Family
 from scl.families.networks import TimeMLP
 from scl.families.neural import NeuralOptions, NeuralSpec, neural_family
@@ -35,19 +36,14 @@ class DiffusionModel(NeuralOptions):
     tag_key = "family"
     name = "diffusion"
     schedule: Literal["linear", "cosine"] = static("linear", "noise schedule")
-    timesteps: int = static(1000, "T, training noise levels")
+    timesteps: int = static(1000, "T, training noise levels", ge=2)
     sampler: Literal["ancestral", "ddim"] = static("ancestral", "ancestral (eta = 1) or deterministic DDIM (eta = 0)")
     sample_steps: int = static(100, "denoising steps when sampling (<= timesteps)")
     clip_denoised: Optional[float] = static(
         5.0, "clip the predicted clean point z0_hat to [-c, c] in standardised units (null: off); "
-             "guards the noisiest steps, where eps errors are amplified by 1 / sqrt(abar)")
+             "guards the noisiest steps, where eps errors are amplified by 1 / sqrt(abar)", gt=0.0)
 
     def validate(self, path):
-        super().validate(path)
-        if self.timesteps < 2:
-            raise ConfigError(f"{path}.timesteps", f"must be >= 2, got {self.timesteps}")
-        if self.clip_denoised is not None and self.clip_denoised <= 0:
-            raise ConfigError(f"{path}.clip_denoised", f"must be > 0 or null, got {self.clip_denoised}")
         if not 1 <= self.sample_steps <= self.timesteps:
             raise ConfigError(f"{path}.sample_steps", f"must be in [1, timesteps={self.timesteps}], got {self.sample_steps}")
 

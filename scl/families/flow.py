@@ -35,7 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from scl.config import ConfigError, static
+from scl.errors import ConfigError
+from scl.options import static
 from scl.families.base import Family
 from scl.families.networks import MLP
 from scl.families.neural import NeuralOptions, NeuralSpec, neural_family, truth_dim
@@ -48,21 +49,12 @@ class FlowModel(NeuralOptions):
 
     tag_key = "family"
     name = "flow"
-    layers: int = static(8, "coupling layers")
+    layers: int = static(8, "coupling layers", ge=1)
     coupling: Literal["affine", "spline"] = static(
         "affine", "affine (RealNVP) or spline (rational-quadratic, Durkan et al. 2019) coupling layers")
-    bins: int = static(8, "spline bins K per coordinate (coupling: spline)")
+    bins: int = static(8, "spline bins K per coordinate (coupling: spline)", ge=2)
     bound: float = static(4.0, "the spline acts on [-bound, bound] in standardised units, identity "
-                               "outside (coupling: spline)")
-
-    def validate(self, path):
-        super().validate(path)
-        if self.layers < 1:
-            raise ConfigError(f"{path}.layers", f"must be >= 1, got {self.layers}")
-        if self.bins < 2:
-            raise ConfigError(f"{path}.bins", f"must be >= 2, got {self.bins}")
-        if not self.bound > 0 or not math.isfinite(self.bound):
-            raise ConfigError(f"{path}.bound", f"must be a finite number > 0, got {self.bound}")
+                               "outside (coupling: spline)", gt=0.0, finite=True)
 
     def check(self, cfg):
         super().check(cfg)

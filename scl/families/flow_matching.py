@@ -12,7 +12,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from scl.config import ConfigError, static
+from scl.options import static
 from scl.families.base import Family
 from scl.families.networks import TimeMLP
 from scl.families.neural import NeuralOptions, NeuralSpec, neural_family
@@ -26,12 +26,7 @@ class FlowMatchingModel(NeuralOptions):
     tag_key = "family"
     name = "flow_matching"
     sampler: Literal["euler", "heun"] = static("euler", "ODE integrator for sampling")
-    sample_steps: int = static(50, "integration steps from noise to data")
-
-    def validate(self, path):
-        super().validate(path)
-        if self.sample_steps < 1:
-            raise ConfigError(f"{path}.sample_steps", f"must be >= 1, got {self.sample_steps}")
+    sample_steps: int = static(50, "integration steps from noise to data", ge=1)
 
 
 def integrate(velocity, z, steps: int, method: str):

@@ -8,7 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from scl import moments
-from scl.config import ConfigError, check_range, knob, static
+from scl.errors import ConfigError
+from scl.options import knob, static
 from scl.families.base import Family
 from scl.families.weighted import require_rows
 from scl.small_linalg import cholesky
@@ -25,18 +26,12 @@ class GaussianModel:
     estimator: Literal["mle", "unbiased"] = static(
         "mle", "mle divides the scatter by sum(w); unbiased by sum(w) - 1 (frequency weights)")
     sampling_bias: float = knob(
-        1.0, "scales the sampling covariance: 1 = none, < 1 trades diversity for quality")
+        1.0, "scales the sampling covariance: 1 = none, < 1 trades diversity for quality", gt=0.0)
     draw: Literal["auto", "statistics", "rows"] = static(
         "auto", "how a generation's training set is drawn: statistics = its mean (normal) and "
         "scatter (Wishart) directly, exact in distribution and O(d^2) random numbers instead of "
         "O(n d); rows = every row; auto = statistics where exact (replace, fresh, fixed_real; "
         "no curation or correction)")
-
-    def validate(self, path):
-        check_range(f"{path}.sampling_bias", self.sampling_bias, 0.0, lo_open=True)
-
-    def knob_values(self) -> dict:
-        return {"sampling_bias": self.sampling_bias}
 
     def check(self, cfg):
         require_rows(cfg, "vector", self.name)

@@ -34,7 +34,7 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from scl.config import check_range, knob, static
+from scl.options import knob, static
 from scl.families.base import Family
 from scl.families.weighted import effective_size, present_count, require_rows
 from scl.registry import register_family
@@ -49,13 +49,7 @@ class KDEModel:
     name = "kde"
     bandwidth_rule: Literal["fixed", "scott", "silverman"] = static(
         "fixed", "fixed: h = bandwidth; scott / silverman: recomputed from the data every generation")
-    bandwidth: float = knob(0.1, "kernel standard deviation h when bandwidth_rule is fixed")
-
-    def validate(self, path):
-        check_range(f"{path}.bandwidth", self.bandwidth, 0.0, lo_open=True)
-
-    def knob_values(self) -> dict:
-        return {"bandwidth": self.bandwidth}
+    bandwidth: float = knob(0.1, "kernel standard deviation h when bandwidth_rule is fixed", gt=0.0)
 
     def check(self, cfg):
         require_rows(cfg, "vector", self.name)

@@ -24,7 +24,8 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from scl.config import ConfigError, check_range, knob, static
+from scl.errors import ConfigError
+from scl.options import knob, static
 from scl.families.base import Family
 from scl.families.weighted import pick_rows, require_rows
 from scl.registry import register_family
@@ -38,22 +39,14 @@ class MixtureModel:
 
     tag_key = "family"
     name = "mixture"
-    components: int = static(8, "number of mixture components k")
+    components: int = static(8, "number of mixture components k", ge=1)
     covariance: Literal["full", "diag"] = static("full", "full or diagonal component covariances")
-    em_iterations: int = static(20, "EM iterations per generation (a fixed count, inside the compiled loop)")
+    em_iterations: int = static(20, "EM iterations per generation (a fixed count, inside the compiled loop)",
+                                ge=0)
     init: Literal["kmeans++", "warm"] = static(
         "kmeans++", "kmeans++: re-seed every generation; warm: start EM from the previous mixture")
-    covariance_floor: float = knob(1e-6, "added to every covariance's diagonal (scikit-learn's reg_covar)")
-
-    def validate(self, path):
-        if self.components < 1:
-            raise ConfigError(f"{path}.components", f"must be >= 1, got {self.components}")
-        if self.em_iterations < 0:
-            raise ConfigError(f"{path}.em_iterations", f"must be >= 0, got {self.em_iterations}")
-        check_range(f"{path}.covariance_floor", self.covariance_floor, 0.0)
-
-    def knob_values(self) -> dict:
-        return {"covariance_floor": self.covariance_floor}
+    covariance_floor: float = knob(1e-6, "added to every covariance's diagonal (scikit-learn's reg_covar)",
+                                   ge=0.0)
 
     def check(self, cfg):
         require_rows(cfg, "vector", self.name)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from scl.config import ConfigError, check_range, knob, static
+from scl.options import knob, static
 from scl.families.base import Family
 from scl.families.weighted import present_count
 
@@ -30,35 +30,23 @@ tree_map = jax.tree_util.tree_map
 class NeuralOptions:
     """Settings shared by every neural family (``model:`` section)."""
 
-    width: int = static(128, "hidden units per layer")
-    depth: int = static(3, "hidden layers per network")
-    steps: int = static(300, "optimiser steps per generation when fine-tuning (warm_start: true)")
+    width: int = static(128, "hidden units per layer", ge=1)
+    depth: int = static(3, "hidden layers per network", ge=1)
+    steps: int = static(300, "optimiser steps per generation when fine-tuning (warm_start: true)", ge=1)
     init_steps: Optional[int] = static(
         None, "optimiser steps for a network trained from a fresh init (generation 0, and every "
-              "generation when warm_start is false); default: steps")
-    batch_size: int = static(256, "rows per minibatch, drawn with probability proportional to w")
+              "generation when warm_start is false); default: steps", ge=1)
+    batch_size: int = static(256, "rows per minibatch, drawn with probability proportional to w", ge=1)
     warm_start: bool = static(
         True, "true: fine-tune the previous generation's network and Adam state; false: retrain "
               "from a fresh init every generation")
-    learning_rate: float = knob(1e-3, "Adam step size")
-    grad_clip: float = knob(1.0, "clip gradients to this global norm")
-
-    def validate(self, path):
-        for name in ("width", "depth", "steps", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{path}.{name}", f"must be >= 1, got {getattr(self, name)}")
-        if self.init_steps is not None and self.init_steps < 1:
-            raise ConfigError(f"{path}.init_steps", f"must be >= 1, got {self.init_steps}")
-        check_range(f"{path}.learning_rate", self.learning_rate, 0.0, lo_open=True)
-        check_range(f"{path}.grad_clip", self.grad_clip, 0.0, lo_open=True)
+    learning_rate: float = knob(1e-3, "Adam step size", gt=0.0)
+    grad_clip: float = knob(1.0, "clip gradients to this global norm", gt=0.0)
 
     def check(self, cfg):
         from scl.families.weighted import require_rows
 
         require_rows(cfg, "vector", self.name)
-
-    def knob_values(self) -> dict:
-        return {"learning_rate": self.learning_rate, "grad_clip": self.grad_clip}
 
     @property
     def fresh_steps(self) -> int:

@@ -33,7 +33,8 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from scl.config import ConfigError, check_range, knob, static
+from scl.errors import ConfigError
+from scl.options import knob, static
 from scl.families.base import Family
 from scl.families.weighted import require_rows
 from scl.registry import register_family
@@ -45,17 +46,10 @@ class RegressionModel:
 
     tag_key = "family"
     name = "linear_regression"
-    ridge: float = knob(0.0, "ridge strength lambda >= 0 (0 = ordinary least squares)")
-    label_noise: float = knob(1.0, "standard deviation of the noise added to synthetic labels")
+    ridge: float = knob(0.0, "ridge strength lambda >= 0 (0 = ordinary least squares)", ge=0.0)
+    label_noise: float = knob(1.0, "standard deviation of the noise added to synthetic labels", ge=0.0)
     design: Literal["fixed", "fresh"] = static(
         "fixed", "fixed: synthetic labels on generation 0's real x; fresh: new x from the truth each generation")
-
-    def validate(self, path):
-        check_range(f"{path}.ridge", self.ridge, 0.0)
-        check_range(f"{path}.label_noise", self.label_noise, 0.0)
-
-    def knob_values(self) -> dict:
-        return {"ridge": self.ridge, "label_noise": self.label_noise}
 
     def check(self, cfg):
         require_rows(cfg, "regression", self.name)

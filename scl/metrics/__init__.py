@@ -1,5 +1,8 @@
-"""Metrics taken every generation. ``make_metrics(ctx)`` -> {name: fn(key, state, knobs) -> scalar}."""
-from scl.metrics import classical, gaussian, samples, training  # noqa: F401  (registers)
+"""Metrics taken every generation. ``make_metrics(ctx)`` -> {name: fn(probe, state, knobs) -> scalar}.
+
+The metric modules register themselves when :mod:`scl.catalog` imports them; the probe they read is
+drawn once per generation (:mod:`scl.probe`).
+"""
 from scl.metrics.base import MetricContext
 from scl.registry import METRICS
 

@@ -1,7 +1,7 @@
 """Metrics for the classical families: categorical distances, held-out NLL, mode coverage,
 regression test error.
 
-Each ``make(ctx)`` returns ``fn(key, model_state, knobs) -> scalar``.
+Each ``make(ctx)`` returns ``fn(probe, model_state, knobs) -> scalar`` (scl.probe).
 """
 from __future__ import annotations
 
@@ -32,43 +32,40 @@ def kl(p, q):
 @register_metric("tv", doc="total variation 1/2 sum |p_t - p_data| (categorical)")
 def make_tv(ctx):
     p0 = _categorical(ctx, "tv")
-    return lambda key, s, knobs: 0.5 * jnp.sum(jnp.abs(s.probs - p0))
+    return lambda probe, s, knobs: 0.5 * jnp.sum(jnp.abs(s.probs - p0))
 
 
 @register_metric("kl_data_model", doc="KL(p_data || p_t) (categorical; inf once a true category is lost)")
 def make_kl_data_model(ctx):
     p0 = _categorical(ctx, "kl_data_model")
-    return lambda key, s, knobs: kl(p0, s.probs)
+    return lambda probe, s, knobs: kl(p0, s.probs)
 
 
 @register_metric("kl_model_data", doc="KL(p_t || p_data) (categorical)")
 def make_kl_model_data(ctx):
     p0 = _categorical(ctx, "kl_model_data")
-    return lambda key, s, knobs: kl(s.probs, p0)
+    return lambda probe, s, knobs: kl(s.probs, p0)
 
 
 @register_metric("surviving_categories", doc="number of categories with p_t > 0 (categorical)")
 def make_surviving(ctx):
     _categorical(ctx, "surviving_categories")
-    return lambda key, s, knobs: jnp.sum(s.probs > 0).astype(jnp.float32)
+    return lambda probe, s, knobs: jnp.sum(s.probs > 0).astype(jnp.float32)
 
 
 @register_metric("simpson_diversity", doc="1 - sum p_t^2, the chance two draws differ (categorical)")
 def make_simpson(ctx):
     _categorical(ctx, "simpson_diversity")
-    return lambda key, s, knobs: 1.0 - jnp.sum(s.probs ** 2)
+    return lambda probe, s, knobs: 1.0 - jnp.sum(s.probs ** 2)
 
 
 # ------------------------------------------------------------------ held-out likelihood
 
-@register_metric("nll", doc="held-out negative log-likelihood -mean log p_t(x), x fresh from the truth")
+@register_metric("nll", doc="held-out negative log-likelihood -mean log p_t(x) over the probe's fresh truth rows",
+                 needs=("truth",))
 def make_nll(ctx):
     require(ctx.family.log_prob is not None, "nll", "a model family with a log-density")
-    m = ctx.options.samples
-
-    def fn(key, state, knobs):
-        return -jnp.mean(ctx.family.log_prob(state, ctx.source.sample(key, m)))
-    return fn
+    return lambda probe, state, knobs: -jnp.mean(ctx.family.log_prob(state, probe.truth))
 
 
 # ------------------------------------------------------------------ modes
@@ -79,30 +76,24 @@ def _modes(ctx, name):
     return ctx.source.num_modes
 
 
-def mode_masses(ctx, key, state, knobs):
-    """[num_modes] share of ``metrics.samples`` model samples nearest to each true mode."""
-    x = ctx.family.sample(key, state, ctx.options.samples, knobs["model"])
-    modes = ctx.source.assign(x)
-    return jnp.bincount(modes, length=ctx.source.num_modes) / x.shape[0]
-
-
-@register_metric("modes_covered", doc="true modes holding at least metrics.mode_share of the model's samples")
+@register_metric("modes_covered", doc="true modes holding at least metrics.mode_share of the model's samples",
+                 needs=("modes",))
 def make_modes_covered(ctx):
     _modes(ctx, "modes_covered")
     share = ctx.options.mode_share
-    return lambda key, s, knobs: jnp.sum(mode_masses(ctx, key, s, knobs) >= share).astype(jnp.float32)
+    return lambda probe, s, knobs: jnp.sum(probe.modes >= share).astype(jnp.float32)
 
 
-@register_metric("mode_mass_min", doc="smallest share of the model's samples held by a true mode")
+@register_metric("mode_mass_min", doc="smallest share of the model's samples held by a true mode", needs=("modes",))
 def make_mode_mass_min(ctx):
     _modes(ctx, "mode_mass_min")
-    return lambda key, s, knobs: jnp.min(mode_masses(ctx, key, s, knobs))
+    return lambda probe, s, knobs: jnp.min(probe.modes)
 
 
-@register_metric("mode_mass_max", doc="largest share of the model's samples held by a true mode")
+@register_metric("mode_mass_max", doc="largest share of the model's samples held by a true mode", needs=("modes",))
 def make_mode_mass_max(ctx):
     _modes(ctx, "mode_mass_max")
-    return lambda key, s, knobs: jnp.max(mode_masses(ctx, key, s, knobs))
+    return lambda probe, s, knobs: jnp.max(probe.modes)
 
 
 # ------------------------------------------------------------------ regression
@@ -115,7 +106,7 @@ def make_regression_error(ctx):
             "a linear regression truth (truth.kind: linear_regression)")
     w0, sigma = ctx.source.params["weights"], ctx.source.params["design_cov"]
 
-    def fn(key, state, knobs):
+    def fn(probe, state, knobs):
         e = state.weights - w0
         return e @ sigma @ e
     return fn

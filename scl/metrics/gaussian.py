@@ -1,6 +1,6 @@
 """Closed-form metrics between a Gaussian model and a Gaussian truth.
 
-Each ``make(ctx)`` returns ``fn(key, model_state, knobs) -> scalar``.
+Each ``make(ctx)`` returns ``fn(probe, model_state, knobs) -> scalar`` (the probe is unused).
 """
 from __future__ import annotations
 
@@ -58,23 +58,23 @@ def make_w2(ctx):
     m0, c0 = _both_gaussian(ctx, "w2")
     vals, vecs = np.linalg.eigh(np.asarray(c0, np.float64))
     root = jnp.asarray((vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T, jnp.float32)
-    return lambda key, s, knobs: gaussian_w2(*ctx.family.gaussian(s), m0, c0, root)
+    return lambda probe, s, knobs: gaussian_w2(*ctx.family.gaussian(s), m0, c0, root)
 
 
 @register_metric("mean_sqerr", doc="squared error of the mean, |mu_t - mu_0|^2")
 def make_mean_sqerr(ctx):
     m0, _ = _both_gaussian(ctx, "mean_sqerr")
-    return lambda key, s, knobs: jnp.sum((ctx.family.gaussian(s)[0] - m0) ** 2)
+    return lambda probe, s, knobs: jnp.sum((ctx.family.gaussian(s)[0] - m0) ** 2)
 
 
 @register_metric("trace_ratio", doc="tr(Sigma_t) / tr(Sigma_0): 1 = right spread, 0 = collapsed")
 def make_trace_ratio(ctx):
     _, c0 = _both_gaussian(ctx, "trace_ratio")
-    return lambda key, s, knobs: jnp.trace(ctx.family.gaussian(s)[1]) / jnp.trace(c0)
+    return lambda probe, s, knobs: jnp.trace(ctx.family.gaussian(s)[1]) / jnp.trace(c0)
 
 
 @register_metric("logdet_ratio", doc="log det Sigma_t - log det Sigma_0 (-inf when collapsed)")
 def make_logdet_ratio(ctx):
     _, c0 = _both_gaussian(ctx, "logdet_ratio")
     ref = jnp.linalg.slogdet(c0)[1]
-    return lambda key, s, knobs: jnp.linalg.slogdet(ctx.family.gaussian(s)[1])[1] - ref
+    return lambda probe, s, knobs: jnp.linalg.slogdet(ctx.family.gaussian(s)[1])[1] - ref

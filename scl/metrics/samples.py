@@ -1,6 +1,7 @@
 """Sample-based distances for any family: sliced Wasserstein, MMD, Sinkhorn divergence (ott-jax).
 
-Each draws ``metrics.samples`` rows from the model and the same number of *fresh* truth rows.
+Each compares the probe's ``metrics.samples`` model rows with its as many fresh truth rows
+(scl.probe: drawn once per generation, shared by every metric).
 """
 from __future__ import annotations
 
@@ -59,38 +60,22 @@ def _vector_rows(ctx, name):
     require(ctx.source.dim > 0, name, "a truth whose rows are vectors [n, dim] (not categorical or regression)")
 
 
-def model_and_truth(ctx, key, state, knobs):
-    """``metrics.samples`` rows from the model (its swept knobs applied) and fresh truth rows."""
-    km, kt = jax.random.split(key)
-    m = ctx.options.samples
-    x = ctx.family.sample(km, state, m, knobs["model"])
-    y = ctx.source.sample(kt, m)
-    return x, y
-
-
-@register_metric("sliced_w2", doc="sliced 2-Wasserstein distance to fresh truth samples")
+@register_metric("sliced_w2", doc="sliced 2-Wasserstein distance between the probe's model and truth rows",
+                 needs=("model", "truth"))
 def make_sliced(ctx):
     _vector_rows(ctx, "sliced_w2")
-    def fn(key, state, knobs):
-        k1, k2 = jax.random.split(key)
-        x, y = model_and_truth(ctx, k1, state, knobs)
-        return sliced_w2(k2, x, y, ctx.options.projections)
-    return fn
+    return lambda probe, s, knobs: sliced_w2(probe.key, probe.model, probe.truth, ctx.options.projections)
 
 
-@register_metric("mmd", doc="unbiased squared MMD (Gaussian kernel) to fresh truth samples")
+@register_metric("mmd", doc="unbiased squared MMD (Gaussian kernel) between the probe's model and truth rows",
+                 needs=("model", "truth"))
 def make_mmd(ctx):
     _vector_rows(ctx, "mmd")
-    def fn(key, state, knobs):
-        x, y = model_and_truth(ctx, key, state, knobs)
-        return mmd2(x, y, ctx.options.mmd_bandwidth)
-    return fn
+    return lambda probe, s, knobs: mmd2(probe.model, probe.truth, ctx.options.mmd_bandwidth)
 
 
-@register_metric("sinkhorn", doc="debiased Sinkhorn divergence (ott-jax) to fresh truth samples")
+@register_metric("sinkhorn", doc="debiased Sinkhorn divergence (ott-jax) between the probe's model and truth rows",
+                 needs=("model", "truth"))
 def make_sinkhorn(ctx):
     _vector_rows(ctx, "sinkhorn")
-    def fn(key, state, knobs):
-        x, y = model_and_truth(ctx, key, state, knobs)
-        return sinkhorn(x, y, ctx.options.sinkhorn_epsilon)
-    return fn
+    return lambda probe, s, knobs: sinkhorn(probe.model, probe.truth, ctx.options.sinkhorn_epsilon)

@@ -12,6 +12,6 @@ def make_train_loss(ctx):
     require(isinstance(getattr(ctx.config, "model", None), NeuralOptions), "train_loss",
             "a neural family (flow, diffusion, flow_matching)")
 
-    def fn(key, state, knobs):
+    def fn(probe, state, knobs):
         return state.loss
     return fn
