@@ -162,10 +162,15 @@ def kmeans(key, x, k: int, iterations: int):
     """k-means++ seeding then at most ``iterations`` Lloyd steps (fewer once the assignment stops
     changing): ott-jax's ``k_means`` with one initialisation. x: [n, d] -> centres [k, d].
     Pure and vmappable; an emptied cluster is moved to a far point (ott's reallocation)."""
-    from ott.tools.k_means import k_means
+    from ott.geometry.pointcloud import PointCloud
+    from ott.tools import k_means as ott_k_means
 
-    out = k_means(x, k, init="k-means++", n_init=1, tol=0.0, min_iterations=0,
-                  max_iterations=iterations, rng=key)
+    if iterations == 0:
+        # ott's k_means needs max_iterations >= 1: its own seeding, from the key k_means gives it
+        seeds = ott_k_means._k_means_plus_plus(PointCloud(x), k, jax.random.split(key, 1)[0])
+        return seeds.astype(x.dtype)
+    out = ott_k_means.k_means(x, k, init="k-means++", n_init=1, tol=0.0, min_iterations=0,
+                              max_iterations=iterations, rng=key)
     return out.centroids.astype(x.dtype)
 
 

@@ -105,6 +105,15 @@ def test_kmeans_matches_scikit_learn():
     assert match.max() < 1e-3
 
 
+def test_kmeans_without_lloyd_steps_returns_its_seeds():
+    """iterations: 0 (allowed by the options) gives the k-means++ seeds: k distinct data rows."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (50, 2))
+    c = np.asarray(jax.vmap(lambda k: kmeans(k, x, 3, 0))(jax.random.split(jax.random.PRNGKey(2), 4)))
+    chex.assert_shape(c, (4, 3, 2))
+    dist = np.min(np.linalg.norm(c[:, :, None] - np.asarray(x)[None, None], axis=-1), -1)
+    assert np.all(dist == 0) and all(len(np.unique(ci, axis=0)) == 3 for ci in c)
+
+
 def test_kmeans_snapping_uses_generation0_real_rows():
     cfg = Config.from_dict({"truth": {"kind": "eight_gaussians", "std": 0.2}, "loop": {"n": 300}, "metrics": {"names": ["diversity"]},
                             "correction": {"kind": "kmeans", "k": 8, "strength": 1.0}})
