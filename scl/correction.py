@@ -126,30 +126,19 @@ def project_circle(x, radius, centre):
 
 
 def kmeans(key, x, k: int, iterations: int):
-    """k-means++ seeding then Lloyd steps. x: [n, d] -> centres [k, d]."""
-    n = x.shape[0]
+    """k-means++ seeding then at most ``iterations`` Lloyd steps (fewer once the assignment stops
+    changing): ott-jax's ``k_means`` with one initialisation. x: [n, d] -> centres [k, d].
+    Pure and vmappable; an emptied cluster is moved to a far point (ott's reallocation)."""
+    from ott.geometry.pointcloud import PointCloud
+    from ott.tools import k_means as ott_k_means
 
-    def seed_step(i, state):
-        centres, key = state
-        key, sub = jax.random.split(key)
-        d2 = jnp.min(jnp.sum((x[:, None] - centres[None]) ** 2, -1)
-                     + jnp.where(jnp.arange(k) < i, 0.0, jnp.inf)[None], -1)
-        idx = jax.random.categorical(sub, jnp.log(jnp.clip(d2, 1e-30)))
-        return centres.at[i].set(x[idx]), key
-
-    k0, k1 = jax.random.split(key)
-    first = x[jax.random.randint(k0, (), 0, n)]
-    centres = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(first)
-    centres, _ = jax.lax.fori_loop(1, k, seed_step, (centres, k1))
-
-    def lloyd(_, centres):
-        label = nearest(x, centres)
-        onehot = jax.nn.one_hot(label, k, dtype=x.dtype)
-        counts = onehot.sum(0)
-        sums = onehot.T @ x
-        return jnp.where(counts[:, None] > 0, sums / jnp.maximum(counts, 1)[:, None], centres)
-
-    return jax.lax.fori_loop(0, iterations, lloyd, centres)
+    if iterations == 0:
+        # ott's k_means needs max_iterations >= 1: its own seeding, from the key k_means gives it
+        seeds = ott_k_means._k_means_plus_plus(PointCloud(x), k, jax.random.split(key, 1)[0])
+        return seeds.astype(x.dtype)
+    out = ott_k_means.k_means(x, k, init="k-means++", n_init=1, tol=0.0, min_iterations=0,
+                              max_iterations=iterations, rng=key)
+    return out.centroids.astype(x.dtype)
 
 
 def nearest(x, centres):

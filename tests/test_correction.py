@@ -1,4 +1,5 @@
 """Correction against THEORY.md section 6, plus projection and k-means snapping."""
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -93,16 +94,31 @@ def test_projection_onto_circle_and_box():
 
 
 def test_kmeans_matches_scikit_learn():
+    """One k-means++ start then Lloyd (ott-jax), under jit and vmap over 16 keys: most starts
+    reach scikit-learn's optimum (best of 4 starts), and the best start's centres are its centres.
+    (One start ends in a local optimum now and then: 6 of 64 keys on this data set.)"""
     from sklearn.cluster import KMeans
 
     source = make_source(parse(__import__("scl.data.toys", fromlist=["x"]).EightGaussians, {"std": 0.3}, "truth"))
     x = source.sample(jax.random.PRNGKey(0), 800)
-    ours = np.asarray(kmeans(jax.random.PRNGKey(1), x, 8, 30))
+    ours = np.asarray(jax.jit(jax.vmap(lambda k: kmeans(k, x, 8, 30)))(jax.random.split(jax.random.PRNGKey(1), 16)))
+    chex.assert_shape(ours, (16, 8, 2))
     ref = KMeans(8, n_init=4, random_state=0).fit(np.asarray(x))
-    inertia = lambda c: np.sum(np.min(((np.asarray(x)[:, None] - c[None]) ** 2).sum(-1), 1))
-    assert inertia(ours) <= ref.inertia_ * (1 + 1e-4)
-    match = np.min(np.linalg.norm(ours[:, None] - ref.cluster_centers_[None], axis=-1), 1)
+    inertia = np.array([np.sum(np.min(((np.asarray(x)[:, None] - c[None]) ** 2).sum(-1), 1)) for c in ours])
+    assert inertia.min() <= ref.inertia_ * (1 + 1e-4)
+    assert np.mean(inertia <= ref.inertia_ * (1 + 1e-4)) >= 0.75, inertia
+    best = ours[np.argmin(inertia)]
+    match = np.min(np.linalg.norm(best[:, None] - ref.cluster_centers_[None], axis=-1), 1)
     assert match.max() < 1e-3
+
+
+def test_kmeans_without_lloyd_steps_returns_its_seeds():
+    """iterations: 0 (allowed by the options) gives the k-means++ seeds: k distinct data rows."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (50, 2))
+    c = np.asarray(jax.vmap(lambda k: kmeans(k, x, 3, 0))(jax.random.split(jax.random.PRNGKey(2), 4)))
+    chex.assert_shape(c, (4, 3, 2))
+    dist = np.min(np.linalg.norm(c[:, :, None] - np.asarray(x)[None, None], axis=-1), -1)
+    assert np.all(dist == 0) and all(len(np.unique(ci, axis=0)) == 3 for ci in c)
 
 
 def test_kmeans_centres_live_in_the_loop_state_fitted_on_generation0_real_rows():

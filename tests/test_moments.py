@@ -1,4 +1,5 @@
 """scl.moments: drawing a Gaussian training set's statistics instead of its rows is exact."""
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,11 +15,25 @@ SIGMA = np.array([[1.0, 0.4, 0.1], [0.4, 2.0, -0.3], [0.1, -0.3, 0.5]])
 MU = np.array([0.5, -1.0, 2.0])
 
 
-@pytest.mark.parametrize("alpha", [0.3, 0.5, 1.0, 2.5, 49.5])
-def test_gamma_matches_scipy(alpha):
-    x = np.asarray(moments.gamma(jax.random.PRNGKey(3), jnp.full((40_000,), alpha)), np.float64)
-    assert stats.kstest(x, stats.gamma(alpha).cdf).pvalue > 1e-3
-    assert x.mean() == pytest.approx(alpha, abs=4 * np.sqrt(alpha / x.size))
+@pytest.mark.parametrize("dof", [1, 2, 3, 5, 98, 99])
+def test_chi_square_follows_its_law(dof, check_4se):
+    """chi2(dof): mean dof, variance 2 dof (4 SE), and the whole law (Kolmogorov-Smirnov)."""
+    x = moments.chi_square(jax.random.PRNGKey(3), jnp.full((40_000,), dof, jnp.float32))
+    chex.assert_shape(x, (40_000,))
+    x = np.asarray(x, np.float64)
+    check_4se(x, dof)
+    check_4se((x - dof) ** 2, 2 * dof)
+    assert stats.kstest(x, stats.chi2(dof).cdf).pvalue > 1e-3
+
+
+def test_chi_square_under_vmap_matches_its_law(check_4se):
+    """As the engine draws it: a flat [P * d] vector of degrees of freedom per configuration."""
+    dof = jnp.array([99.0, 98.0, 29.0, 28.0])
+    x = jax.vmap(moments.chi_square, (0, None))(jax.random.split(jax.random.PRNGKey(5), 20_000), dof)
+    chex.assert_shape(x, (20_000, 4))
+    x = np.asarray(x, np.float64)
+    check_4se(x, np.asarray(dof))
+    check_4se((x - np.asarray(dof)) ** 2, 2 * np.asarray(dof))
 
 
 def test_chi_square_of_zero_degrees_is_zero():

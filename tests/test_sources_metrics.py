@@ -71,6 +71,47 @@ def test_gaussian_w2_matches_scipy_reference(d):
     assert float(got) == pytest.approx(ref, rel=1e-4)
 
 
+def test_logdet_of_ill_conditioned_float32_covariances_matches_float64():
+    """2x2 covariances of condition number 1e7..1e9 (float32 entries, det > 0 in exact arithmetic):
+    log det within 1e-5 of float64 NumPy (on these 429, jnp.linalg.slogdet erred by up to 2.1 and
+    had the wrong sign on 17; a float32 Cholesky gave NaN on 74)."""
+    from scl.metrics.gaussian import logdet_psd
+
+    rng = np.random.default_rng(0)
+    th, scale, cond = rng.uniform(0, np.pi, 500), 10 ** rng.uniform(-2, 2, 500), 10 ** rng.uniform(7, 9, 500)
+    rot = np.stack([np.stack([np.cos(th), -np.sin(th)], -1), np.stack([np.sin(th), np.cos(th)], -1)], -2)
+    c = ((rot * np.stack([scale, scale / cond], -1)[:, None, :]) @ np.swapaxes(rot, 1, 2)).astype(np.float32)
+    c = (c + np.swapaxes(c, 1, 2)) / 2
+    sign, want = np.linalg.slogdet(c.astype(np.float64))
+    c, want = c[sign > 0], want[sign > 0]
+    assert len(c) > 400 and np.median(np.linalg.cond(c.astype(np.float64))) > 1e7
+    got = np.asarray(jax.jit(jax.vmap(logdet_psd))(jnp.asarray(c)))
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    # one fixed example: [[1, b], [b, 1]], b the float32 just below 1 - 2^-23 (condition ~8e6)
+    b = np.nextafter(np.float32(1 - 2 ** -23), np.float32(0))
+    one = np.array([[1, b], [b, 1]], np.float32)
+    assert float(logdet_psd(jnp.asarray(one))) == pytest.approx(np.linalg.slogdet(one.astype(np.float64))[1], abs=1e-5)
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_logdet_collapsed_is_minus_inf_and_not_psd_is_nan(d):
+    from scl.metrics.gaussian import logdet_psd
+
+    rng = np.random.default_rng(d)
+    a = rng.normal(size=(d, d))
+    spd = a @ a.T + 0.5 * np.eye(d)
+    assert float(logdet_psd(jnp.asarray(spd, jnp.float32))) == pytest.approx(np.linalg.slogdet(spd)[1], abs=1e-4)
+    collapsed = spd.copy()
+    collapsed[0, :] = collapsed[:, 0] = 0.0          # the first variance collapsed to 0
+    assert float(logdet_psd(jnp.asarray(collapsed, jnp.float32))) == -np.inf
+    flipped = -spd                                     # negative definite (det > 0 when d is even)
+    assert np.isnan(float(logdet_psd(jnp.asarray(flipped, jnp.float32))))
+    if d >= 2:
+        indefinite = np.eye(d)
+        indefinite[0, 1] = indefinite[1, 0] = 2.0      # det < 0
+        assert np.isnan(float(logdet_psd(jnp.asarray(indefinite, jnp.float32))))
+
+
 def test_sort_floats_equals_numpy_sort():
     x = jax.random.normal(KEY, (7, 333)) * 1e3
     np.testing.assert_array_equal(np.asarray(sort_floats(x)), np.sort(np.asarray(x), axis=-1))

@@ -7,8 +7,10 @@ minibatches of ``batch_size`` rows drawn with replacement from the weighted trai
 (row i with probability w_i / sum w), so absent rows (w = 0) are never seen. Everything is pure
 and vmappable: the learning rate and gradient clip are knobs (arrays), the step count is static.
 
-Optimiser: Adam moments (``optax.scale_by_adam``), update = -learning_rate * clip(grad) moments;
-the learning rate is applied outside optax so it can be a vmapped knob.
+Optimiser: optax.chain(clip_by_global_norm(grad_clip), scale_by_adam(), scale(-learning_rate))
+under ``optax.inject_hyperparams``, so the learning rate and the clip norm live in the optimiser
+state; :func:`train` writes them from the (vmapped) knobs before its steps, since a warm-started
+generation carries the previous generation's state.
 """
 from __future__ import annotations
 
@@ -22,9 +24,6 @@ import optax
 from scl.options import knob, static
 from scl.families.base import Family
 from scl.families.weighted import present_count
-
-tree_map = jax.tree_util.tree_map
-
 
 @dataclass(frozen=True)
 class NeuralOptions:
@@ -75,13 +74,25 @@ class NeuralSpec(NamedTuple):
 
 class NeuralState(NamedTuple):
     params: Any          # flax parameter pytree
-    opt_state: Any       # Adam moments and step count
+    opt_state: Any       # optax InjectStatefulHyperparamsState: hyperparams, Adam moments and count
     shift: jax.Array     # [d] weighted mean of the data the network was initialised on
     scale: jax.Array     # [d] weighted std of that data (z = (x - shift) / scale)
     loss: jax.Array      # scalar: mean training loss over the last quarter of the latest steps
 
 
-OPTIMISER = optax.scale_by_adam()
+def _optimiser(learning_rate, grad_clip):
+    return optax.chain(optax.clip_by_global_norm(grad_clip), optax.scale_by_adam(),
+                       optax.scale(-learning_rate))
+
+
+# the values here are placeholders: train() sets both hyperparameters from the knobs
+OPTIMISER = optax.inject_hyperparams(_optimiser)(learning_rate=1e-3, grad_clip=1.0)
+
+
+def with_hyperparams(opt_state, knobs):
+    """``opt_state`` with its learning rate and clip norm set from ``knobs`` (traced scalars)."""
+    hp = {name: jnp.asarray(knobs[name], old.dtype) for name, old in opt_state.hyperparams.items()}
+    return opt_state._replace(hyperparams=hp)
 
 
 def standardisation(x, w):
@@ -108,12 +119,12 @@ def train(spec: NeuralSpec, key, params, opt_state, z, w, knobs, steps: int, bat
         k_rows, k_loss = jax.random.split(k)
         idx = jax.random.randint(k_rows, (batch_size,), 0, count)
         loss, grads = jax.value_and_grad(spec.loss)(params, k_loss, z[idx])
-        norm = optax.global_norm(grads)
-        factor = jnp.minimum(1.0, knobs["grad_clip"] / jnp.maximum(norm, 1e-12))
-        updates, opt_state = OPTIMISER.update(tree_map(lambda g: g * factor, grads), opt_state, params)
-        params = optax.apply_updates(params, tree_map(lambda u: -knobs["learning_rate"] * u, updates))
+        updates, opt_state = OPTIMISER.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
         return (params, opt_state), loss
 
+    # the knobs are fixed within one fit: set once, they are the hyperparameters of every step
+    opt_state = with_hyperparams(opt_state, knobs)
     (params, opt_state), losses = jax.lax.scan(one, (params, opt_state), jax.random.split(key, steps))
     return params, opt_state, losses
 
