@@ -95,10 +95,6 @@ class ThresholdCuration(_WithReward):
     reward: Any = static(None, "reward section {kind: ...}")
 
 
-def _groups(tree, rows: int, K: int):
-    return tree_map(lambda a: a.reshape((rows, K) + a.shape[1:]), tree)
-
-
 def _take_per_row(tree, rows: int, K: int, choice):
     """Row i keeps candidate choice[i] of its group: tree [rows*K, ...] -> [rows, ...]."""
     idx = jnp.arange(rows) * K + choice

@@ -25,7 +25,7 @@ from scl.grid import Grid, knob_tree  # noqa: F401  (knob_tree: re-exported for 
 from scl.metrics import MetricContext, make_metrics
 from scl.mixing import Pool, RegimeContext, make_regime
 from scl.probe import make_probe, needs_of
-from scl.registry import CORRECTORS, CURATORS, METRICS
+from scl.registry import CORRECTORS, CURATORS, METRICS, REGIMES
 from scl.stages import StageContext, chain
 
 
@@ -104,7 +104,9 @@ def build_program(cfg, lam_max: float | None = None, chunk_size: int | None = No
     from scl.config import structure_key
 
     rng.use_unrolled_threefry()     # same bits as JAX's CPU default, faster (scl.rng); once per process
-    if lam_max is None:
+    if not REGIMES[cfg.loop.regime].traits.get("capacity_from_lam"):
+        lam_max = 0.0                 # no buffer sized by lambda: one program for every grid
+    elif lam_max is None:
         lam_max = Grid(cfg).lam_max
     key = (structure_key(cfg), lam_max, chunk_size, keep_models)
     if key not in _PROGRAMS:

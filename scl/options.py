@@ -242,8 +242,3 @@ def untuple(v):
     if isinstance(v, tuple):
         return [untuple(x) for x in v]
     return v
-
-
-def field_docs(cls) -> dict:
-    """{field name: doc string} of an options class (for help text and descriptions)."""
-    return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}

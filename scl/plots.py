@@ -131,8 +131,7 @@ def mode_masses(ds: xr.Dataset, axis: str | None = None, path=None):
         for n in names:
             da, desc = _reduce_other(ds[n], [axis] if axis else [])
             stack.append((da.sel({axis: v}) if axis else da).mean("seed").values)
-        stack = np.asarray(stack)
-        stack = stack / np.clip(stack.sum(0, keepdims=True), 1e-12, None)   # each mode has its own samples
+        stack = np.asarray(stack)          # the masses of one probe: they sum to 1, drawn as they are
         ax.stackplot(gens, stack, colors=[colours(i) for i in range(len(names))],
                      labels=[f"mode {i}" for i in range(len(names))])
         ax.set_ylim(0, 1)

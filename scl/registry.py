@@ -65,5 +65,6 @@ def register_regime(name: str, doc: str = "", **traits):
     """Decorator: ``make(loop, context) -> Regime`` under ``loop.regime: name``. Traits:
     ``check(loop, path)`` validates the loop section for this regime; ``statistics``: it has an
     exact sufficient-statistics form; ``synthetic_rows_are_n``; ``fresh_real``: it draws fresh
-    real rows every generation."""
+    real rows every generation; ``capacity_from_lam``: its buffer holds the sweep's largest
+    lambda n synthetic rows."""
     return _register(REGIMES, name, None, doc, **traits)

@@ -53,7 +53,9 @@ def test_uniform_below_per_element_bounds_and_vmap():
 
 BITS_SCRIPT = """
 import jax, jax.numpy as jnp, numpy as np, sys
-import scl.engine
+import scl
+from scl.engine import build_program
+build_program(scl.Config.from_dict({"loop": {"generations": 1}}))   # registers the lowering, as every run does
 k = jax.random.PRNGKey(7)
 out = [jax.jit(lambda k: jax.random.bits(k, (1001,)))(k),
        jax.jit(lambda k: jax.random.normal(jax.random.fold_in(k, 3), (64,)))(k),

@@ -27,7 +27,7 @@ def _check(loop, path):
                           "must be > 0 under fixed_real (lambda = (1-f)/f); use regime: replace")
 
 
-@register_regime("fixed_real", check=_check, statistics=True)
+@register_regime("fixed_real", check=_check, statistics=True, capacity_from_lam=True)
 def make_fixed_real(loop, ctx) -> Regime:
     """The fixed real set + round(lambda n) synthetic rows."""
     n = ctx.n
