@@ -370,7 +370,7 @@ def load_generation(out_dir, generation: int) -> list[GenerationModels]:
     import orbax.checkpoint as ocp
 
     from scl.engine import build_program
-    from scl.grid import Grid
+    from scl.grid import grid_of
 
     cfg = saved_config(out_dir)
     G = cfg.loop.generations
@@ -391,7 +391,7 @@ def load_generation(out_dir, generation: int) -> list[GenerationModels]:
             if generation not in kept:
                 raise ConfigError("generation", f"generation {generation} was not kept "
                                   f"(checkpoint.stride = {cfg.checkpoint.stride}; 0 keeps none)")
-            grid = Grid(vcfg)
+            grid = grid_of(vcfg)
             keys, knobs = grid.inputs()
             program = build_program(vcfg, grid.lam_max)
             abstract = jax.eval_shape(program.init, keys, knobs)[0].model

@@ -35,9 +35,9 @@ def devices_for(cfg) -> int:
     configurations (knob grid x seeds) per device (MIN_NEURAL_CONFIGS_PER_DEVICE for a neural
     family)."""
     from scl.families.neural import NeuralOptions
-    from scl.grid import Grid
+    from scl.grid import grid_of
 
-    configs = Grid(cfg).size
+    configs = grid_of(cfg).size
     per_device = MIN_NEURAL_CONFIGS_PER_DEVICE if isinstance(cfg.model, NeuralOptions) else MIN_CONFIGS_PER_DEVICE
     return max(1, min(cpu_cores(), configs // per_device))
 

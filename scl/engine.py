@@ -21,7 +21,7 @@ import numpy as np
 from scl import moments, rng
 from scl.data import make_source
 from scl.families import make_family
-from scl.grid import Grid, knob_tree  # noqa: F401  (knob_tree: re-exported for scripts)
+from scl.grid import grid_of, knob_tree  # noqa: F401  (knob_tree: re-exported for scripts)
 from scl.metrics import MetricContext, make_metrics
 from scl.mixing import Pool, RegimeContext, make_regime
 from scl.probe import make_probe, needs_of
@@ -107,7 +107,7 @@ def build_program(cfg, lam_max: float | None = None, chunk_size: int | None = No
     if not REGIMES[cfg.loop.regime].traits.get("capacity_from_lam"):
         lam_max = 0.0                 # no buffer sized by lambda: one program for every grid
     elif lam_max is None:
-        lam_max = Grid(cfg).lam_max
+        lam_max = grid_of(cfg).lam_max
     key = (structure_key(cfg), lam_max, chunk_size, keep_models)
     if key not in _PROGRAMS:
         if len(_PROGRAMS) >= 16:
@@ -216,7 +216,7 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
 
 def flat_inputs(cfg):
     """Root keys [C] and knob tree of [C] arrays for the knob grid x seeds (seeds fastest)."""
-    return Grid(cfg).inputs()
+    return grid_of(cfg).inputs()
 
 
 def shard_configs(tree, count: int):

@@ -32,6 +32,12 @@ def knob_tree(cfg) -> dict:
     return tree
 
 
+@functools.lru_cache(maxsize=32)
+def grid_of(cfg) -> "Grid":
+    """The Grid of ``cfg``, built once per config (a run reads it several times)."""
+    return Grid(cfg)
+
+
 class Grid:
     """The knob sweep x seeds of one static variant ``cfg`` (a Config).
 

@@ -24,11 +24,11 @@ def _coord(values):
 
 def build_dataset(cfg, results, timings: dict | None = None) -> xr.Dataset:
     """``results``: [(static coords, {metric: np [G+1, C]})] in ``cfg.static_variants()`` order."""
-    from scl.grid import Grid, dim_name
+    from scl.grid import dim_name, grid_of
 
     static_axes, knob_axes = cfg.static_axes, cfg.knob_axes
     static_shape = tuple(len(v) for _, v in static_axes)
-    grid = Grid(cfg.static_variants()[0][1])          # every variant shares the knob grid
+    grid = grid_of(cfg.static_variants()[0][1])          # every variant shares the knob grid
     S, G1 = cfg.seeds, cfg.loop.generations + 1
     names = list(results[0][1]) if results else []
     data = {}

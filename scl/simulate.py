@@ -13,7 +13,7 @@ import numpy as np
 
 from scl.config import Config, load_config
 from scl.engine import build_program, shard_configs
-from scl.grid import Grid
+from scl.grid import grid_of
 from scl.progress import make_bar
 from scl.results import build_dataset
 
@@ -26,7 +26,7 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
     ``checkpoint``: a :class:`scl.checkpoint.VariantCheckpoint` to resume from and save into.
     """
     keep_models = checkpoint is not None and checkpoint.keep_models
-    grid = Grid(cfg)
+    grid = grid_of(cfg)
     program = build_program(cfg, grid.lam_max, keep_models=keep_models)
     keys, knobs = grid.inputs()
     C = keys.shape[0]
