@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
 
-from scl import catalog, registry
+from scl import catalog, registry  # noqa: F401  (catalog: registers the built-in pieces)
 from scl.errors import ConfigError
 from scl.grid import dim_name
-from scl.options import (check_declared, check_range, coerce, is_knob, join as _join, knob, parse, static, to_dict,
+from scl.options import (check_declared, coerce, is_knob, join as _join, knob, parse, static, to_dict,
                          type_hints, untuple as _untuple)
 
 

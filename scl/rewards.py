@@ -23,7 +23,6 @@ from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from scl.errors import ConfigError
 from scl.options import static

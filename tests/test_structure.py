@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "scl"
 CONFIGS = sorted((PACKAGE.parent / "configs").glob("*.yaml"))

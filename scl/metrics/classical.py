@@ -5,7 +5,6 @@ Each ``make(ctx)`` returns ``fn(probe, model_state, knobs) -> scalar`` (scl.prob
 """
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from scl.metrics.base import require

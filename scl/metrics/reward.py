@@ -13,7 +13,6 @@ curation's (``curation.reward``); reward metrics refuse configs without a ``cura
 """
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from scl.metrics.base import require
