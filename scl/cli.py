@@ -12,10 +12,53 @@ from pathlib import Path
 from scl.errors import ConfigError
 
 EXIT_USAGE = 2
+MAX_SAMPLES = 10**7
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is the usage on one line plus ``scl: error: <field>: <message>``."""
+
+    def error(self, message):
+        usage = " ".join(self.format_usage().split())
+        field = self.prog
+        if message.startswith("argument "):
+            field, _, message = message[len("argument "):].partition(": ")
+            field = field.split("/")[-1]
+        elif "required" in message and ":" in message:
+            field = message.rpartition(":")[2].strip().split(",")[0].strip()
+        print(usage, file=sys.stderr)
+        print(f"scl: error: {field}: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
 
 
 def _out_dir(args, cfg) -> Path:
-    return Path(args.out) if args.out else Path("runs") / cfg.name
+    from scl.config import output_folder
+
+    return output_folder("--out", args.out) if args.out else Path("runs") / cfg.name
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _results_arg(text) -> Path:
+    """OUT_DIR of show / plot: an output folder or a results file (netCDF-4 = HDF5), checked before
+    it is opened, so a YAML file or a missing folder is one line."""
+    from scl.config import path_arg
+    from scl.results import RESULTS_FILE
+
+    p = path_arg("out_dir", text, must_exist=True)
+    f = p / RESULTS_FILE if p.is_dir() else p
+    if not f.exists():
+        raise ConfigError("out_dir", f"no results at {f} (run `scl run` or `scl resume` first)")
+    try:
+        with open(f, "rb") as fh:
+            head = fh.read(8)
+    except OSError as e:
+        raise ConfigError("out_dir", f"cannot read {f}: {e.strerror}") from None
+    if head != HDF5_SIGNATURE:
+        raise ConfigError("out_dir", f"{f} is not a results file written by scl (netCDF-4); give the run's "
+                          "output folder or its results.nc")
+    return p
 
 
 def cmd_run(args) -> int:
@@ -24,7 +67,12 @@ def cmd_run(args) -> int:
     from scl.results import RESULTS_FILE
     from scl.simulate import simulate
 
+    from scl.budget import check_memory
+    from scl.devices import check_cpu_devices
+
+    check_cpu_devices(args.cpu_devices)
     cfg = load_config(args.config, args.set or [])
+    check_memory(cfg)
     _split_cpu(args, cfg)
     out = _out_dir(args, cfg)
     if (out / RESULTS_FILE).exists() and not args.overwrite:
@@ -69,8 +117,14 @@ def cmd_resume(args) -> int:
     from scl.results import RESULTS_FILE
     from scl.simulate import simulate
 
-    out = Path(args.out_dir)
+    from scl.budget import check_memory
+    from scl.config import path_arg
+    from scl.devices import check_cpu_devices
+
+    check_cpu_devices(args.cpu_devices)
+    out = path_arg("out_dir", args.out_dir, must_exist=True)
     cfg = saved_config(out)
+    check_memory(cfg)
     _split_cpu(args, cfg)
     if (out / RESULTS_FILE).exists():
         print(f"scl: nothing to resume: {out / RESULTS_FILE} holds the finished run")
@@ -80,8 +134,18 @@ def cmd_resume(args) -> int:
 
 
 def cmd_samples(args) -> int:
+    from scl.config import output_folder, path_arg
     from scl.samples import plot_generation
 
+    path_arg("out_dir", args.out_dir, must_exist=True)
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise ConfigError("--n", f"must be in [1, {MAX_SAMPLES}] samples per configuration, got {args.n}")
+    if args.generation < 0:
+        raise ConfigError("--generation", f"must be >= 0, got {args.generation}")
+    if args.seed < 0:
+        raise ConfigError("--seed", f"must be >= 0, got {args.seed}")
+    if args.output is not None:
+        output_folder("--output", Path(path_arg("--output", args.output)).parent or ".")
     path = plot_generation(args.out_dir, args.generation, n=args.n, seed=args.seed, path=args.output)
     print(f"figure: {path}")
     return 0
@@ -91,8 +155,9 @@ def cmd_plot(args) -> int:
     from scl.plots import plot_all
     from scl.results import load_results
 
-    ds = load_results(args.out_dir)
-    for f in plot_all(ds, Path(args.out_dir)):
+    out = _results_arg(args.out_dir)
+    ds = load_results(out)
+    for f in plot_all(ds, out if out.is_dir() else out.parent):
         print(f"figure: {f}")
     return 0
 
@@ -101,19 +166,22 @@ def cmd_show(args) -> int:
     from scl.results import load_results
     from scl.summary import summarize
 
-    print(summarize(load_results(args.out_dir), args.metric))
+    ds = load_results(_results_arg(args.out_dir))
+    if args.metric is not None and args.metric not in ds.data_vars:
+        raise ConfigError("--metric", f"unknown metric {args.metric!r}; this run has: {', '.join(map(str, ds.data_vars))}")
+    print(summarize(ds, args.metric))
     return 0
 
 
 def _devices_option(parser):
     parser.add_argument("--cpu-devices", type=int, default=None, metavar="N",
-                        help="split the CPU into N XLA devices the sweep shards over (default: one per "
+                        help="split the CPU into N XLA devices the sweep shards over (1 to 256; default: one per "
                              "core, at most one per 128 configurations; ignored on GPU/TPU and when "
                              "XLA_FLAGS sets the host device count)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="scl", description="Simulate self-consuming training loops.")
+    p = _Parser(prog="scl", description="Simulate self-consuming training loops.")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run an experiment config and write results + figures")
     r.add_argument("config", help="YAML config file")
@@ -149,7 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:                 # usage error (already printed) or --help
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     try:
         return args.fn(args)
     except ConfigError as e:

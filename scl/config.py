@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -125,7 +127,7 @@ class Config:
     """A whole experiment. Build from YAML with :func:`load_config` or directly in Python."""
 
     name: str = "experiment"
-    seed: int = static(0, "base seed: seed s of the run uses fold_in(PRNGKey(seed), s)", ge=0)
+    seed: int = static(0, "base seed: seed s of the run uses fold_in(PRNGKey(seed), s)", ge=0, le=2**32 - 1)
     seeds: int = static(8, "independent repetitions of every grid point", ge=1)
     truth: Any = None
     model: Any = None
@@ -372,14 +374,179 @@ def _keep_options_of(section: dict, table_name: str, name) -> None:
 def parse_override(text: str) -> tuple[str, Any]:
     """``"loop.generations=50"`` -> ("loop.generations", 50) (value parsed as YAML)."""
     if "=" not in text:
-        raise ConfigError("override", f"expected key=value, got {text!r}")
+        raise ConfigError("--set", f"expected KEY=VALUE, got {text!r}")
     key, _, raw = text.partition("=")
     key = key.strip()
+    if not key or any(not part.strip() for part in key.split(".")):
+        raise ConfigError("--set", f"expected KEY=VALUE with a dotted setting name as KEY, got {text!r}")
     try:
-        value = yaml.safe_load(raw)
-    except yaml.YAMLError:
+        value = _load_yaml(raw, "--set")
+    except ConfigError as e:
+        if "alias" in e.message or "duplicate" in e.message:
+            raise
         value = raw
     return key, value
+
+
+# ----------------------------------------------------------------------------- reading YAML safely
+
+MAX_CONFIG_BYTES = 10 * 2**20      # a config is a few KB; refuse anything above 10 MiB unread
+MAX_YAML_NODES = 100_000           # nodes after alias expansion (a "billion laughs" bomb has ~10^9)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a duplicate key in a mapping and a document whose aliases
+    expand to more than MAX_YAML_NODES nodes (checked on the composed graph, before anything is
+    built, so a 1 KB bomb is refused at once)."""
+
+    def compose_document(self):
+        node = super().compose_document()
+        if node is not None:
+            _check_expanded_size(node)
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"unhashable key {key!r}", key_node.start_mark) from None
+                if key in seen:
+                    raise _DuplicateKey(key, key_node.start_mark.line + 1, seen[key])
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key, line, first):
+        self.key, self.line, self.first = key, line, first
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _check_expanded_size(root) -> None:
+    """Count the nodes of the document as if every alias were expanded (memoised on the shared
+    nodes, so counting is linear in the file)."""
+    memo = {}
+
+    def size(node, depth=0):
+        key = id(node)
+        if key in memo:
+            if memo[key] is None:             # a node inside itself (recursive alias)
+                raise _TooBig("a recursive alias")
+            return memo[key]
+        if depth > 200:
+            raise _TooBig("nesting deeper than 200 levels")
+        memo[key] = None
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for child in node.value:
+                total += size(child, depth + 1)
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                total += size(k, depth + 1) + size(v, depth + 1)
+        memo[key] = total
+        if total > MAX_YAML_NODES:
+            raise _TooBig(f"aliases expanding to more than {MAX_YAML_NODES} values")
+        return total
+
+    size(root)
+
+
+def _load_yaml(text: str, field: str, where: str = "the value"):
+    """Parse YAML text with :class:`_StrictLoader`; every failure is one ConfigError naming ``field``."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except _DuplicateKey as e:
+        raise ConfigError(field, f"{where} has a duplicate key {e.key!r} (line {e.line}; first on line "
+                          f"{e.first}): each key may appear once in a mapping") from None
+    except _TooBig as e:
+        raise ConfigError(field, f"{where} is refused: {e}") from None
+    except RecursionError:
+        raise ConfigError(field, f"{where} is nested too deeply") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" (line {mark.line + 1})" if mark else ""
+        problem = getattr(e, "problem", None) or ""
+        raise ConfigError(field, f"{where} is not valid YAML{at}" + (f": {problem}" if problem else "")) from None
+
+
+def path_arg(field: str, text, *, must_exist: bool = False) -> Path:
+    """A file-system path given by the user, checked for what the OS refuses with an exception:
+    NUL bytes, over-long names, and (``must_exist``) absence."""
+    s = str(text)
+    if "\0" in s:
+        raise ConfigError(field, f"the path {s!r} contains a NUL byte")
+    if not s:
+        raise ConfigError(field, "the path is empty")
+    p = Path(s)
+    for part in p.parts:
+        if len(os.fsencode(part)) > 255:
+            raise ConfigError(field, f"a name in the path is {len(os.fsencode(part))} bytes long; at most 255 allowed")
+    if len(os.fsencode(s)) > 4095:
+        raise ConfigError(field, f"the path is {len(os.fsencode(s))} bytes long; at most 4095 allowed")
+    if must_exist:
+        try:
+            p.stat()
+        except FileNotFoundError:
+            raise ConfigError(field, f"not found: {s}") from None
+        except OSError as e:
+            raise ConfigError(field, f"cannot read {s}: {e.strerror}") from None
+    return p
+
+
+def output_folder(field: str, text) -> Path:
+    """A folder scl may create: every existing ancestor must be a folder (``-o file/sub`` is refused)."""
+    p = path_arg(field, text)
+    for anc in [p, *p.parents]:
+        try:
+            st = anc.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as e:
+            raise ConfigError(field, f"cannot use {p}: {anc}: {e.strerror}") from None
+        import stat as _stat
+
+        if not _stat.S_ISDIR(st.st_mode):
+            what = "itself a file" if anc == p else f"inside the file {anc}"
+            raise ConfigError(field, f"{p} is {what}, not a folder")
+        break
+    return p
+
+
+def read_config_text(path, field: str = "config") -> str:
+    """The text of a YAML config file: UTF-8, not binary, not a folder, not huge."""
+    p = path_arg(field, path)
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise ConfigError(field, f"file not found: {p}") from None
+    except OSError as e:
+        raise ConfigError(field, f"cannot read {p}: {e.strerror}") from None
+    import stat as _stat
+
+    if _stat.S_ISDIR(st.st_mode):
+        raise ConfigError(field, f"{p} is a folder; expected a YAML config file")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(field, f"{p} holds {st.st_size} bytes; a config is at most {MAX_CONFIG_BYTES} bytes")
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(field, f"cannot read {p}: {e.strerror}") from None
+    if b"\0" in raw:
+        raise ConfigError(field, f"{p} is binary or UTF-16 (it holds NUL bytes); expected UTF-8 YAML text")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(field, f"{p} is not UTF-8 text (byte {e.start}); expected UTF-8 YAML text") from None
 
 
 def load_config(path_or_dict, overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -389,15 +556,11 @@ def load_config(path_or_dict, overrides: list[str] | tuple[str, ...] = ()) -> Co
     elif isinstance(path_or_dict, dict):
         data = path_or_dict
     else:
-        p = Path(path_or_dict)
-        if not p.exists():
-            raise ConfigError("config", f"file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark else ""
-            raise ConfigError("config", f"{p} is not valid YAML{where}") from None
+        data = _load_yaml(read_config_text(path_or_dict), "config", str(path_or_dict))
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise ConfigError("config", f"{path_or_dict} must hold a mapping of settings at the top level, "
+                              f"got {type(data).__name__}")
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
         data = _set_path(data, key, value)

@@ -29,7 +29,7 @@ from scl.errors import ConfigError
 from scl.families.weighted import truth_rows
 from scl.options import knob, static
 from scl.registry import register_corrector
-from scl.rewards import resolve_callable
+from scl.rewards import resolve_callable, traced_row_function
 from scl.stages import Stage, no_state
 
 tree_map = jax.tree_util.tree_map
@@ -171,7 +171,8 @@ def make_projection(o: ProjectionCorrection, ctx) -> Stage:
         lo, hi = jnp.asarray(o.low, jnp.float32), jnp.asarray(o.high, jnp.float32)
         project = lambda x: jnp.clip(x, lo, hi)
     else:
-        project = jax.vmap(resolve_callable(o.function, "correction.function"))
+        project = jax.vmap(traced_row_function(resolve_callable(o.function, "correction.function"), o.function,
+                                               "correction.function", "row"))
     vector = truth_rows(ctx.truth) == "vector"
 
     def correct(key, rows, knobs):

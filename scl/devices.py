@@ -27,6 +27,9 @@ def cpu_cores() -> int:
 # device as on 2 (0.49 vs 0.51 s). Neural training is heavy enough per configuration that 16
 # configurations ran 1.7-2.9x faster on 2 devices than one by one.
 MIN_CONFIGS_PER_DEVICE = 128
+# XLA builds one device (threads, buffers) per count: 10^6 devices crashed the process. Splitting
+# beyond the cores gains nothing; 256 leaves room for the largest hosts.
+MAX_CPU_DEVICES = 256
 MIN_NEURAL_CONFIGS_PER_DEVICE = 1
 
 
@@ -42,15 +45,21 @@ def devices_for(cfg) -> int:
     return max(1, min(cpu_cores(), configs // per_device))
 
 
+def check_cpu_devices(count: int | None) -> None:
+    """ConfigError unless ``count`` (None: automatic) is in [1, MAX_CPU_DEVICES]."""
+    if count is not None and not 1 <= count <= MAX_CPU_DEVICES:
+        from scl.errors import ConfigError
+        raise ConfigError("--cpu-devices", f"must be in [1, {MAX_CPU_DEVICES}], got {count} "
+                          f"(this machine has {cpu_cores()} cores)")
+
+
 def use_cpu_devices(count: int | None = None) -> bool:
     """Split the host CPU into ``count`` devices (default: one per core). Returns False, changing
     nothing, when ``XLA_FLAGS`` already fixes the host device count or JAX has already started
     its backends (then it is too late)."""
     import jax
 
-    if count is not None and count < 1:
-        from scl.errors import ConfigError
-        raise ConfigError("--cpu-devices", f"must be >= 1, got {count}")
+    check_cpu_devices(count)
     if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "") or _backends_started():
         return False
     count = cpu_cores() if count is None else count

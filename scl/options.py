@@ -81,11 +81,21 @@ def check_range(path, value, lo=None, hi=None, lo_open=False, hi_open=False):
           (isinstance(value, float) and math.isnan(value))
     if bad:
         if isinstance(value, int) and hi is None and lo is not None:     # counts: "must be >= 1"
-            raise ConfigError(path, f"must be {'>' if lo_open else '>='} {lo:g}, got {value}")
+            raise ConfigError(path, f"must be {'>' if lo_open else '>='} {lo:g}, got {_num(value)}")
         left, right = "(" if lo_open else "[", ")" if hi_open else "]"
-        lo_s = "-inf" if lo is None else f"{lo:g}"
-        hi_s = "inf" if hi is None else f"{hi:g}"
-        raise ConfigError(path, f"must be in {left}{lo_s}, {hi_s}{right}, got {value}")
+        lo_s = "-inf" if lo is None else f"{lo}" if isinstance(lo, int) else f"{lo:g}"
+        hi_s = "inf" if hi is None else f"{hi}" if isinstance(hi, int) else f"{hi:g}"
+        raise ConfigError(path, f"must be in {left}{lo_s}, {hi_s}{right}, got {_num(value)}")
+
+
+def _num(value) -> str:
+    """A number for an error line (a 300-digit integer shown as 1e+300)."""
+    if isinstance(value, int) and abs(value) >= 10**15:
+        try:
+            return f"{float(value):.3g}"
+        except OverflowError:
+            return "a number with more than 300 digits"
+    return str(value)
 
 
 def check_declared(f: dataclasses.Field, value, path: str) -> None:

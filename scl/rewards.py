@@ -128,23 +128,86 @@ class TableReward:
 
 
 def resolve_callable(spec, path: str) -> Callable:
-    """A callable, or a dotted import path ``"module:function"`` (``module.function`` accepted)."""
+    """A callable, or a dotted import path ``"module:function"`` (``module.function`` accepted).
+
+    Only the module the path names is imported (with its parent packages, as Python does). The
+    result must be a row function: a Python function (or a JAX-wrapped one, a method, a
+    functools.partial, a callable object) defined outside the standard library; builtins, C
+    functions, classes and NumPy functions (which cannot take a traced row) are refused."""
     if callable(spec):
+        _check_row_function(spec, repr(spec), path)
         return spec
-    if not isinstance(spec, str) or not spec:
+    if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(path, f"expected a callable or an import path 'module:function', got {spec!r}")
     module, sep, attr = spec.partition(":")
     if not sep:
         module, _, attr = spec.rpartition(".")
+    if not module or not attr or not all(p.isidentifier() for p in module.split(".") + attr.split(".")):
+        raise ConfigError(path, f"expected an import path 'module:function' of Python names, got {spec!r}")
     try:
         obj = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError, ValueError):
-        raise ConfigError(path, f"cannot import {spec!r} (expected 'module:function')") from None
+    except Exception as e:                 # any failure while importing the user's module: one line
+        raise ConfigError(path, f"cannot import module {module!r} for {spec!r}: {_one_line(e)}") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ConfigError(path, f"module {module!r} has no attribute {attr!r} (from {spec!r})")
+        obj = getattr(obj, part)
     if not callable(obj):
         raise ConfigError(path, f"{spec!r} is not callable")
+    _check_row_function(obj, repr(spec), path)
     return obj
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def _check_row_function(obj, shown: str, path: str) -> None:
+    """Refuse callables that cannot be a pure function of one traced row."""
+    import functools
+    import sys
+    import types
+
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    if isinstance(obj, types.MethodType):
+        obj = obj.__func__
+    if isinstance(obj, type):
+        raise ConfigError(path, f"{shown} is a class; expected a function of one row")
+    if isinstance(obj, (types.BuiltinFunctionType, types.BuiltinMethodType, np.ufunc)):
+        raise ConfigError(path, f"{shown} is a builtin or C function; expected a Python function of one row")
+    module = getattr(obj, "__module__", None) or ""
+    top = module.split(".")[0]
+    if top in ("builtins", "numpy") or top in getattr(sys, "stdlib_module_names", ()):
+        raise ConfigError(path, f"{shown} is defined in {module!r}; expected a function of one row written "
+                          "in your own module (jax.numpy inside it is fine)")
+
+
+def traced_row_function(fn, spec, path: str, returns: str):
+    """Wrap a user's row function so that any failure while JAX traces it (it runs once, on an
+    abstract row, when the program is built) is one ConfigError naming ``path``. ``returns``:
+    "scalar" (a reward) or "row" (a projection: same shape as its input)."""
+    shown = spec if isinstance(spec, str) else getattr(spec, "__qualname__", repr(spec))
+
+    def row(x):
+        try:
+            out = fn(x)
+            if returns == "scalar":
+                out = jnp.asarray(out, jnp.float32)
+        except ConfigError:
+            raise
+        except Exception as e:
+            raise ConfigError(path, f"{shown!s} failed on one row: {_one_line(e)}") from None
+        if returns == "scalar" and out.shape != ():
+            raise ConfigError(path, f"{shown!s} must return one number per row, got shape {out.shape}")
+        if returns == "row":
+            got = jax.tree_util.tree_structure(out), [getattr(a, "shape", None) for a in jax.tree_util.tree_leaves(out)]
+            want = jax.tree_util.tree_structure(x), [a.shape for a in jax.tree_util.tree_leaves(x)]
+            if got != want:
+                raise ConfigError(path, f"{shown!s} must return a row shaped like its input {want[1]}, got {got[1]}")
+        return out
+    return row
 
 
 @dataclass(frozen=True)
@@ -160,8 +223,8 @@ class CustomReward:
         return None
 
     def make(self):
-        fn = resolve_callable(self.function, "reward.function")
-        return jax.vmap(lambda x: jnp.asarray(fn(x), jnp.float32))
+        fn = resolve_callable(self.function, "curation.reward.function")
+        return jax.vmap(traced_row_function(fn, self.function, "curation.reward.function", "scalar"))
 
 
 REWARDS = {c.name: c for c in (DistanceReward, ClippedCentresReward, LinearReward, BoxReward,

@@ -30,7 +30,8 @@ def test_cpu_devices_split_the_sweep_and_agree_with_one_device(tmp_path):
 def test_bad_device_count_is_one_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "scl.cli", "run", "configs/quickstart.yaml", "-o",
                            str(tmp_path / "x"), "--cpu-devices", "0"], capture_output=True, text=True)
-    assert done.returncode == 2 and done.stderr.strip() == "scl: error: --cpu-devices: must be >= 1, got 0"
+    assert done.returncode == 2 and done.stderr.strip().startswith(
+        "scl: error: --cpu-devices: must be in [1, 256], got 0")
 
 
 def test_devices_for_keeps_cheap_sweeps_on_one_device(monkeypatch):

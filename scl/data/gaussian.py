@@ -30,6 +30,9 @@ class GaussianTruth:
         if self.mean is not None and len(self.mean) != self.dim:
             raise ConfigError(f"{path}.mean", f"needs {self.dim} entries (truth.dim), got {len(self.mean)}")
         if self.cov is not None:
+            if any(len(row) != len(self.cov) for row in self.cov):
+                raise ConfigError(f"{path}.cov", f"must be a square {self.dim}x{self.dim} matrix (truth.dim); got rows "
+                                  f"of lengths {[len(row) for row in self.cov]}")
             c = np.asarray(self.cov, dtype=float)
             if c.shape != (self.dim, self.dim):
                 raise ConfigError(f"{path}.cov", f"must be {self.dim}x{self.dim} (truth.dim), got shape {c.shape}")

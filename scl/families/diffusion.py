@@ -1,7 +1,11 @@
 """Diffusion (DDPM): noise-prediction network with a time embedding, ancestral or DDIM sampling.
 
-Forward process over ``timesteps`` T discrete steps with a linear (Ho et al. 2020: beta from 1e-4
-to 0.02 for T = 1000, both ends scaled by 1000 / T otherwise) or cosine (Nichol & Dhariwal 2021) schedule; abar_t = prod_{s<=t} (1 - beta_s).
+Forward process over ``timesteps`` T discrete steps with a linear (Ho et al. 2020) or cosine
+(Nichol & Dhariwal 2021) schedule; abar_t = prod_{s<=t} (1 - beta_s). Linear: the rates
+b = linspace(1e-4, 0.02, T) * 1000 / T of Ho et al. (T = 1000) integrated exactly,
+beta_t = 1 - exp(-b_t), so abar_t = exp(-sum_{s<=t} b_s) lies in (0, 1) for every T >= 2 and ends
+at the same noise level abar_T = exp(-10.05) ~ 4.3e-5 whatever T (the plain beta_t = b_t gives a
+negative abar for T < 20 and differs from this by at most b^2 / 2 = 2e-4 per step at T = 1000).
 Training: t ~ U{0..T-1}, eps ~ N(0, I), z_t = sqrt(abar_t) z + sqrt(1 - abar_t) eps, loss
 |eps - eps_theta(z_t, t/T)|^2. Sampling walks ``sample_steps`` timesteps tau_S > ... > tau_1
 (evenly spaced in 0..T-1) with the DDIM update (Song et al. 2021)
@@ -51,7 +55,8 @@ class DiffusionModel(NeuralOptions):
 def alpha_bars(schedule: str, T: int) -> np.ndarray:
     """[T] cumulative products abar_t = prod_{s<=t} (1 - beta_s), float64."""
     if schedule == "linear":
-        betas = np.linspace(1e-4, 0.02, T) * (1000 / T)   # Ho et al. for T = 1000, rescaled
+        rates = np.linspace(1e-4, 0.02, T) * (1000 / T)   # Ho et al. for T = 1000, rescaled
+        betas = -np.expm1(-rates)                          # 1 - exp(-rate): in (0, 1) for every T
     else:
         s = 0.008
         f = np.cos((np.arange(T + 1) / T + s) / (1 + s) * np.pi / 2) ** 2
