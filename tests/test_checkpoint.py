@@ -269,7 +269,8 @@ def test_relative_output_folder_checkpoints_and_resumes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "c.yaml").write_text(
         "name: rel\nseeds: 2\nloop: {generations: 4, n: 8, regime: replace}\n"
-        "metrics: {names: [trace_ratio]}\nrun: {chunk_size: 2}\n")
+        "metrics: {names: [trace_ratio]}\nrun: {chunk_size: 2}\n"
+        "checkpoint: {keep_after_finish: true}\n")      # load_generation after the run finished
     assert cli.main(["run", "c.yaml", "--no-progress"]) == 0
     out = tmp_path / "runs" / "rel"
     assert (out / "results.nc").exists()
