@@ -337,6 +337,29 @@ def remove(out_dir):
     shutil.rmtree(Path(out_dir) / CHECKPOINT_DIR, ignore_errors=True)
 
 
+def prune_finished(out_dir, cfg) -> bool:
+    """After the results of ``out_dir`` are written: delete its checkpoints (loop states, metrics and
+    model histories) unless ``cfg.checkpoint.keep_after_finish``; ``checkpoints/config.yaml`` stays
+    (``scl resume`` then says there is nothing to resume). Returns True if anything was deleted."""
+    if cfg.checkpoint.keep_after_finish:
+        return False
+    root = Path(out_dir) / CHECKPOINT_DIR
+    removed = False
+    for d in sorted(root.glob("variant_*")) if root.is_dir() else ():
+        if d.is_dir():
+            shutil.rmtree(d, ignore_errors=True)
+            removed = True
+    return removed
+
+
+def _removed_after_finish(out_dir) -> bool:
+    from scl.results import RESULTS_FILE
+
+    root = Path(out_dir) / CHECKPOINT_DIR
+    return (root / CONFIG_FILE).exists() and not any(root.glob("variant_*")) \
+        and (Path(out_dir) / RESULTS_FILE).exists()
+
+
 def saved_config(out_dir):
     """The Config a checkpoint folder was written by."""
     from scl.config import Config
@@ -380,6 +403,10 @@ def load_generation(out_dir, generation: int) -> list[GenerationModels]:
     for i, (coords, vcfg) in enumerate(cfg.static_variants()):
         directory = Path(out_dir) / CHECKPOINT_DIR / f"variant_{i:03d}" / "history"
         if not directory.is_dir():
+            if _removed_after_finish(out_dir):
+                raise ConfigError("generation", f"the checkpoints of the finished run in {out_dir} were removed "
+                                  "when its results were written; rerun it with --set "
+                                  "checkpoint.keep_after_finish=true to read generations back")
             raise ConfigError("generation", f"no checkpoints of variant {coords or i} in {directory}")
         mgr = _manager(directory, None, False, read_only=True)
         try:

@@ -82,8 +82,18 @@ def cmd_run(args) -> int:
     if args.overwrite:
         remove(out)
     out.mkdir(parents=True, exist_ok=True)
-    ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=args.resume)
+    ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=args.resume,
+                  callbacks=_callbacks(args))
     return _finish(ds, cfg, out)
+
+
+def _callbacks(args) -> list:
+    """``--tensorboard DIR``: a TensorBoard writer (scl.tensorboard) as a per-chunk callback."""
+    if not getattr(args, "tensorboard", None):
+        return []
+    from scl.tensorboard import TensorBoard
+
+    return [TensorBoard(args.tensorboard)]
 
 
 def _split_cpu(args, cfg):
@@ -102,6 +112,9 @@ def _finish(ds, cfg, out: Path) -> int:
 
     write_text(out / "config.yaml", cfg.to_yaml())
     path = save_results(ds, out)
+    from scl.checkpoint import prune_finished
+
+    prune_finished(out, cfg)      # unless checkpoint.keep_after_finish
     figures = plot_all(ds, out)
     text = summarize(ds)
     write_text(out / "summary.txt", text + "\n")
@@ -129,7 +142,8 @@ def cmd_resume(args) -> int:
     if (out / RESULTS_FILE).exists():
         print(f"scl: nothing to resume: {out / RESULTS_FILE} holds the finished run")
         return 0
-    ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=True)
+    ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=True,
+                  callbacks=_callbacks(args))
     return _finish(ds, cfg, out)
 
 
@@ -180,8 +194,19 @@ def _devices_option(parser):
                              "XLA_FLAGS sets the host device count)")
 
 
+def _tensorboard_option(parser):
+    parser.add_argument("--tensorboard", metavar="DIR", default=None,
+                        help="also log every metric (median over seeds, per sweep point) to TensorBoard "
+                             "event files in DIR as the run goes (needs tensorboardX: pip install "
+                             "\"scl[logging]\")")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from scl import __version__
+
     p = _Parser(prog="scl", description="Simulate self-consuming training loops.")
+    p.add_argument("--version", action="version", version=f"scl {__version__}",
+                   help="print scl's version and exit")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run an experiment config and write results + figures")
     r.add_argument("config", help="YAML config file")
@@ -192,25 +217,29 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue an unfinished run of this config in the folder")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     _devices_option(r)
+    _tensorboard_option(r)
     r.set_defaults(fn=cmd_run)
     rs = sub.add_parser("resume", help="continue an interrupted run from its latest checkpoint")
-    rs.add_argument("out_dir")
+    rs.add_argument("out_dir", help="output folder of the interrupted run (holds checkpoints/)")
     rs.add_argument("--no-progress", action="store_true", help="no progress bar")
     _devices_option(rs)
+    _tensorboard_option(rs)
     rs.set_defaults(fn=cmd_resume)
     sm = sub.add_parser("samples", help="draw samples from a saved generation's models into a PNG")
-    sm.add_argument("out_dir")
-    sm.add_argument("--generation", "-g", type=int, required=True)
+    sm.add_argument("out_dir", help="output folder of a run whose checkpoints are kept (a finished run "
+                                    "needs checkpoint.keep_after_finish: true)")
+    sm.add_argument("--generation", "-g", type=int, required=True,
+                    help="which generation's models to draw from (0 = the fit on real data)")
     sm.add_argument("--n", type=int, default=1000, help="samples per configuration")
     sm.add_argument("--seed", type=int, default=0, help="which seed's models to draw from")
     sm.add_argument("--output", "-o", default=None, help="PNG path (default OUT_DIR/samples_gen<g>.png)")
     sm.set_defaults(fn=cmd_samples)
     pl = sub.add_parser("plot", help="redraw every figure from saved results")
-    pl.add_argument("out_dir")
+    pl.add_argument("out_dir", help="output folder holding results.nc")
     pl.set_defaults(fn=cmd_plot)
     s = sub.add_parser("show", help="print the summary of saved results")
-    s.add_argument("out_dir")
-    s.add_argument("--metric", default=None)
+    s.add_argument("out_dir", help="output folder holding results.nc")
+    s.add_argument("--metric", default=None, help="summarise this metric (default: the first one)")
     s.set_defaults(fn=cmd_show)
     return p
 

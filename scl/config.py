@@ -105,6 +105,8 @@ class CheckpointConfig:
     stride: int = static(1, "keep the model state of every stride-th generation (0: none)", ge=0)
     keep: int = static(2, "full loop states kept, newest first (older ones deleted)", ge=1)
     asynchronous: bool = static(True, "write in a background thread, overlapping the next chunk")
+    keep_after_finish: bool = static(False, "keep the checkpoints once scl run/resume has written the results "
+                                            "(needed for scl samples / load_generation afterwards)")
 
 
 def _tagged(table_name: str, tag_key: str, data, path: str, default_name: str):

@@ -14,15 +14,18 @@ import numpy as np
 from scl.config import Config, load_config
 from scl.engine import build_program, shard_configs
 from scl.grid import grid_of
-from scl.progress import make_bar
+from scl.callbacks import ChunkEvent, close_all
+from scl.progress import make_bar, variant_report
 from scl.results import build_dataset
 
 
 def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timings: dict | None = None,
-                checkpoint=None):
+                checkpoint=None, emit: Optional[Callable] = None):
     """Run one static variant. Returns (metrics {name: np [G+1, C]}, final states).
 
     ``on_chunk(states, t_next, metrics_so_far)`` is called on the host after every chunk.
+    ``emit(t0, t1, {name: np [t1-t0, C]}, restored)`` too, with the generations just computed
+    (generation 0 first; on resume the restored ones first, ``restored=True``).
     ``checkpoint``: a :class:`scl.checkpoint.VariantCheckpoint` to resume from and save into.
     """
     keep_models = checkpoint is not None and checkpoint.keep_models
@@ -41,12 +44,14 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
 
     G, L = program.generations, program.chunk_size
     t_start = time.perf_counter()
+    if bar is not None:
+        bar.compiling()
     resume = None
     if checkpoint is not None:
         counted = checkpoint.steps_done()   # already on the bar (its ``initial``)
         resume = checkpoint.restore(abstract, program.metric_names, C)
         if bar is not None and (resume.t - 1 if resume else 0) != counted:
-            bar.update((resume.t - 1 if resume else 0) - counted)   # fell back to an older one
+            bar.skip((resume.t - 1 if resume else 0) - counted)   # fell back to an older one
     if resume is None:
         states, m0 = program.init(keys, knobs)
         out = {name: np.full((G + 1, C), np.nan, np.float32) for name in program.metric_names}
@@ -57,9 +62,13 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
             checkpoint.save(unpad(states), 0, 1,
                             {k: np.asarray(v)[None, :C] for k, v in jax.device_get(m0).items()},
                             jax.tree_util.tree_map(lambda a: np.asarray(a)[None, :C], jax.device_get(states.model)))
+        if emit is not None:
+            emit(0, 1, {name: v[0:1].copy() for name, v in out.items()}, False)
     else:
         t, out = resume.t, resume.metrics
         states, _ = shard_configs(jax.tree_util.tree_map(jax.numpy.asarray, resume.states), C)
+        if emit is not None:
+            emit(0, t, {name: v[:t].copy() for name, v in out.items()}, True)
     first = True
     while t <= G:
         t0 = t
@@ -77,9 +86,8 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
         t += done
         if bar is not None:
             bar.update(done)
-            if program.metric_names:
-                name = program.metric_names[0]
-                bar.set_postfix_str(f"median {name} {np.nanmedian(out[name][t - 1]):.4g}")
+        if emit is not None:
+            emit(t0, t, {name: v[t0:t].copy() for name, v in out.items()}, False)
         if checkpoint is not None:
             checkpoint.save(unpad(states), t0, t, m, unpad(models, axis=1))
         if on_chunk is not None:
@@ -91,7 +99,8 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
     return out, unpad(states)
 
 
-def simulate(cfg, overrides=(), progress: bool | None = None, out_dir=None, resume: bool = False):
+def simulate(cfg, overrides=(), progress: bool | None = None, out_dir=None, resume: bool = False,
+             callbacks=()):
     """Run ``cfg`` (a Config, YAML path or dict) and return the labelled results.
 
     Dimensions: one per swept setting (static sweeps first, in config order), then ``seed`` and
@@ -101,10 +110,19 @@ def simulate(cfg, overrides=(), progress: bool | None = None, out_dir=None, resu
     ``checkpoint.enabled`` is false); ``resume=True`` continues an unfinished run found there
     (refused if its config differs). Ctrl-C then stops after the current chunk, saved, and raises
     :class:`scl.checkpoint.RunInterrupted`.
+
+    ``callbacks``: functions called after every chunk with a :class:`scl.callbacks.ChunkEvent`
+    (the metrics of the generations just computed); e.g. ``scl.tensorboard.TensorBoard(dir)``.
+    Their ``close()``, where they have one, is called when the run ends.
+
+    With a progress bar, the first metric's median over seeds at the last generation is printed
+    per sweep point after each static variant. Checkpoints stay in ``out_dir`` (``scl run``
+    removes them once results are written, unless ``checkpoint.keep_after_finish``).
     """
     if not isinstance(cfg, Config) or overrides:
         cfg = load_config(cfg, overrides)
     show = cfg.run.progress if progress is None else progress
+    callbacks = [callbacks] if callable(callbacks) else list(callbacks or ())
     variants = cfg.static_variants()
     run_ckpt = None
     if out_dir is not None and cfg.checkpoint.enabled:
@@ -122,11 +140,26 @@ def simulate(cfg, overrides=(), progress: bool | None = None, out_dir=None, resu
                 if len(variants) > 1:
                     bar.set_description(f"{cfg.name} " + " ".join(f"{k}={v}" for k, v in coords.items()))
                 ckpt = run_ckpt.variants[i] if run_ckpt else None
-                metrics, _ = run_variant(vcfg, bar, timings=timings, checkpoint=ckpt)
+                points = grid_of(vcfg).configurations()
+                emit = _emitter(callbacks, i, coords, points, vcfg) if callbacks else None
+                metrics, _ = run_variant(vcfg, bar, timings=timings, checkpoint=ckpt, emit=emit)
                 results.append((coords, metrics))
+                report = variant_report(metrics, points, coords, cfg.loop.generations)
+                if report:
+                    bar.write(report)
     finally:
         bar.close()
+        close_all(callbacks)
         for ckpt in run_ckpt.variants if run_ckpt else ():
             ckpt.close()      # let pending writes finish (idempotent)
     return build_dataset(cfg, results, timings)
+
+
+def _emitter(callbacks, index, coords, points, vcfg):
+    def emit(t0, t1, metrics, restored):
+        event = ChunkEvent(index, dict(coords), (t0, t1), metrics, points, vcfg.loop.generations,
+                           restored, vcfg)
+        for cb in callbacks:
+            cb(event)
+    return emit
 

@@ -31,6 +31,7 @@ CONFIG = {
     "metrics": {"names": ["mean_sqerr", "trace_ratio"]},
     "sweep": {"loop.regime": ["fresh", "accumulate_subsample"], "model.sampling_bias": [1.0, 0.8]},
     "run": {"chunk_size": 3, "progress": False},
+    "checkpoint": {"keep_after_finish": True},    # the tests look into the checkpoints of finished runs
 }
 
 
@@ -127,7 +128,7 @@ def test_ctrl_c_stops_after_a_chunk_with_a_checkpoint_and_resumes(tmp_path, refe
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert f"resume with: scl resume {out}" in err
-    assert f"/{2 * CONFIG['loop']['generations']} gen" in err and "median mean_sqerr" in err   # progress bar
+    assert f"/{2 * CONFIG['loop']['generations']} gen" in err and "compiling" in err   # progress bar
     assert cli.main(["run", str(tmp_path / "cfg.yaml"), "-o", str(out), "--resume", "--no-progress"]) == 0
     _equal(scl.load_results(out), ref)
 
@@ -269,7 +270,8 @@ def test_relative_output_folder_checkpoints_and_resumes(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "c.yaml").write_text(
         "name: rel\nseeds: 2\nloop: {generations: 4, n: 8, regime: replace}\n"
-        "metrics: {names: [trace_ratio]}\nrun: {chunk_size: 2}\n")
+        "metrics: {names: [trace_ratio]}\nrun: {chunk_size: 2}\n"
+        "checkpoint: {keep_after_finish: true}\n")      # load_generation after the run finished
     assert cli.main(["run", "c.yaml", "--no-progress"]) == 0
     out = tmp_path / "runs" / "rel"
     assert (out / "results.nc").exists()
