@@ -23,6 +23,7 @@ from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from scl.errors import ConfigError
 from scl.options import static
