@@ -106,6 +106,16 @@ def simulate(cfg, overrides=(), progress: bool | None = None, out_dir=None, resu
         cfg = load_config(cfg, overrides)
     show = cfg.run.progress if progress is None else progress
     variants = cfg.static_variants()
+    lock = contextlib.nullcontext()
+    if out_dir is not None and cfg.checkpoint.enabled:
+        from scl.lock import folder_lock
+
+        lock = folder_lock(out_dir)
+    with lock:
+        return _simulate(cfg, show, variants, out_dir, resume)
+
+
+def _simulate(cfg, show, variants, out_dir, resume):
     run_ckpt = None
     if out_dir is not None and cfg.checkpoint.enabled:
         from scl.checkpoint import RunCheckpoint
@@ -124,9 +134,22 @@ def simulate(cfg, overrides=(), progress: bool | None = None, out_dir=None, resu
                 ckpt = run_ckpt.variants[i] if run_ckpt else None
                 metrics, _ = run_variant(vcfg, bar, timings=timings, checkpoint=ckpt)
                 results.append((coords, metrics))
+    except BaseException:
+        if run_ckpt is not None:     # disk full, crash, Ctrl-C: no half-written orbax step left behind
+            from scl.checkpoint import remove_unfinished
+
+            for ckpt in run_ckpt.variants:
+                with contextlib.suppress(Exception):
+                    ckpt.close()
+            remove_unfinished(out_dir)
+        raise
     finally:
         bar.close()
         for ckpt in run_ckpt.variants if run_ckpt else ():
             ckpt.close()      # let pending writes finish (idempotent)
-    return build_dataset(cfg, results, timings)
+    ds = build_dataset(cfg, results, timings)
+    from scl.summary import warn_nonfinite
+
+    warn_nonfinite(ds)
+    return ds
 
