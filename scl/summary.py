@@ -50,6 +50,11 @@ def warn_nonfinite(ds: xr.Dataset) -> dict:
 
 
 def summarize(ds: xr.Dataset, metric: str | None = None) -> str:
+    with np.errstate(invalid="ignore", divide="ignore"):       # inf/NaN metrics: flagged below
+        return _summarize(ds, metric)
+
+
+def _summarize(ds: xr.Dataset, metric: str | None) -> str:
     metric = metric or list(ds.data_vars)[0]
     dims = [d for d in ds.dims if d not in ("seed", "generation")]
     G = int(ds["generation"].values[-1])
