@@ -88,10 +88,21 @@ def config_differences(saved: dict, new: dict) -> list[str]:
     return diffs
 
 
+_WRITE_FAILURES = ("os_error_code", "No space left", "Read-only file system", "Permission denied")
+
+
 def _quiet_orbax(record) -> bool:
     """Drop orbax's per-save "Waiting for previous save" notice (it breaks the progress bar line);
-    the save cost is measured in scripts/bench_checkpoint.py instead."""
-    return not str(record.msg).startswith("Waiting for previous save")
+    the save cost is measured in scripts/bench_checkpoint.py instead. Also drop its logged
+    tracebacks of failed writes (disk full, read-only): scl reports those in one line."""
+    text = str(record.msg)
+    if text.startswith("Waiting for previous save"):
+        return False
+    try:
+        text = record.getMessage() + (repr(record.exc_info[1]) if record.exc_info else "")
+    except Exception:  # noqa: BLE001
+        return True
+    return not any(w in text for w in _WRITE_FAILURES)
 
 
 def _manager(directory: Path, keep: Optional[int], asynchronous: bool, read_only: bool = False):
@@ -107,6 +118,33 @@ def _manager(directory: Path, keep: Optional[int], asynchronous: bool, read_only
         max_to_keep=keep, enable_async_checkpointing=asynchronous, create=not read_only,
         cleanup_tmp_directories=not read_only)
     return ocp.CheckpointManager(Path(directory).absolute(), options=options)  # orbax needs absolute paths
+
+
+@contextlib.contextmanager
+def _writing(directory):
+    """Turn orbax/tensorstore write failures (disk full, read-only, permissions: raised as
+    ValueError with an ``os_error_code``) into one :class:`OSError` naming the checkpoint folder."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename or e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror, str(directory)) from None
+    except Exception as e:  # noqa: BLE001 - orbax re-raises tensorstore errors as ValueError etc.
+        import errno
+        import os
+        import re
+
+        text = str(e)
+        code = re.search(r"os_error_code='?(\d+)", text)
+        if code:
+            code = int(code.group(1))
+            raise OSError(code, os.strerror(code), str(directory)) from None
+        for number, words in ((errno.ENOSPC, "No space left"), (errno.EROFS, "Read-only file system"),
+                              (errno.EACCES, "Permission denied")):
+            if words in text:
+                raise OSError(number, os.strerror(number), str(directory)) from None
+        raise
 
 
 def _host(tree):
@@ -141,8 +179,9 @@ class VariantCheckpoint:
 
     def _open(self):
         if self._state is None:
-            self._state = _manager(self.dir / "state", self.options.keep, self.options.asynchronous)
-            self._history = _manager(self.dir / "history", None, self.options.asynchronous)
+            with _writing(self.dir):
+                self._state = _manager(self.dir / "state", self.options.keep, self.options.asynchronous)
+                self._history = _manager(self.dir / "history", None, self.options.asynchronous)
 
     def steps_done(self) -> int:
         """Generations done according to the newest state step (0 if none); no validation."""
@@ -240,22 +279,26 @@ class VariantCheckpoint:
             items["models"] = ocp.args.StandardSave(host_models)
         else:
             meta["model_generations"] = []
-        self._history.save(t_end, args=ocp.args.Composite(meta=ocp.args.JsonSave(meta), **items))
         host_states = _host(states)
-        self._state.save(t_end, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(host_states),
-            meta=ocp.args.JsonSave({"t": t_end, "crc": checksum(host_states)})))
+        with _writing(self.dir):
+            self._history.save(t_end, args=ocp.args.Composite(meta=ocp.args.JsonSave(meta), **items))
+            self._state.save(t_end, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(host_states),
+                meta=ocp.args.JsonSave({"t": t_end, "crc": checksum(host_states)})))
         if self.interrupt is not None and self.interrupt.requested and t_end <= self.generations:
             self.close()
             raise RunInterrupted(t_end - 1, self.generations, self.interrupt.out_dir, self.label)
 
     def close(self):
         """Wait for pending writes and release the managers."""
-        for mgr in (self._state, self._history):
+        managers, self._state, self._history = (self._state, self._history), None, None
+        for mgr in managers:
             if mgr is not None:
-                mgr.wait_until_finished()
-                mgr.close()
-        self._state = self._history = None
+                try:
+                    with _writing(self.dir):
+                        mgr.wait_until_finished()
+                finally:
+                    mgr.close()
 
 
 def _committed_steps(directory: Path) -> list[int]:
@@ -310,7 +353,7 @@ class RunCheckpoint:
                          for i, (coords, vcfg) in enumerate(variants)]
         saved = self.dir / CONFIG_FILE
         if saved.exists():
-            diffs = config_differences(yaml.safe_load(saved.read_text()), cfg.to_dict())
+            diffs = config_differences(_read_saved(saved), cfg.to_dict())
             if diffs:
                 raise ConfigError("config", f"{self.out_dir} holds a checkpoint of a different config "
                                   f"({'; '.join(diffs[:4])}{'; ...' if len(diffs) > 4 else ''}); "
@@ -332,9 +375,42 @@ class RunCheckpoint:
         return sum(v.steps_done() for v in self.variants)
 
 
+def _read_saved(path: Path) -> dict:
+    """The mapping in ``checkpoints/config.yaml``; garbage there is one ConfigError."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        detail = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+        raise ConfigError("out_dir", f"{path} is damaged ({detail}); it cannot be resumed: "
+                          "rerun with scl run CONFIG --overwrite") from None
+    if not isinstance(data, dict):
+        raise ConfigError("out_dir", f"{path} is damaged (not a config mapping); it cannot be resumed: "
+                          "rerun with scl run CONFIG --overwrite")
+    return data
+
+
 def remove(out_dir):
-    """Delete the checkpoints of ``out_dir`` (``scl run --overwrite``)."""
-    shutil.rmtree(Path(out_dir) / CHECKPOINT_DIR, ignore_errors=True)
+    """Delete the checkpoints of ``out_dir`` (``scl run --overwrite``); one ConfigError if that fails."""
+    directory = Path(out_dir) / CHECKPOINT_DIR
+    if not directory.exists():
+        return
+    errors = []
+    shutil.rmtree(directory, onerror=lambda fn, p, exc: errors.append((p, exc[1])))
+    if directory.exists():
+        where, err = errors[0] if errors else (directory, OSError("still present"))
+        raise ConfigError("--overwrite", f"could not delete the old checkpoints in {directory} "
+                          f"({getattr(err, 'strerror', None) or err}: {where}); fix that folder's "
+                          "permissions or delete it, then run again")
+
+
+def remove_unfinished(out_dir) -> None:
+    """Delete orbax's unfinished ``<step>.orbax-checkpoint-tmp-*`` folders under ``out_dir``."""
+    directory = Path(out_dir) / CHECKPOINT_DIR
+    if not directory.is_dir():
+        return
+    for p in list(directory.glob("variant_*/*/*")):
+        if ".orbax-checkpoint-tmp" in p.name:
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def prune_finished(out_dir, cfg) -> bool:
@@ -367,7 +443,12 @@ def saved_config(out_dir):
     path = Path(out_dir) / CHECKPOINT_DIR / CONFIG_FILE
     if not path.exists():
         raise ConfigError("out_dir", f"no checkpoints in {out_dir} (expected {path})")
-    return Config.from_dict(yaml.safe_load(path.read_text()))
+    data = _read_saved(path)
+    try:
+        return Config.from_dict(data)
+    except ConfigError as e:
+        raise ConfigError("out_dir", f"{path} is damaged ({e}); it cannot be resumed: "
+                          "rerun with scl run CONFIG --overwrite") from None
 
 
 # -------------------------------------------------------------------- reading generations back

@@ -31,12 +31,6 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def _out_dir(args, cfg) -> Path:
-    from scl.config import output_folder
-
-    return output_folder("--out", args.out) if args.out else Path("runs") / cfg.name
-
-
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
@@ -59,6 +53,41 @@ def _results_arg(text) -> Path:
         raise ConfigError("out_dir", f"{f} is not a results file written by scl (netCDF-4); give the run's "
                           "output folder or its results.nc")
     return p
+EXIT_IO = 1
+
+
+def _one_line_warnings():
+    """scl's own warnings (non-finite metrics, unusable checkpoints) as ``scl: warning: ...``."""
+    import warnings
+
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__name__ in ("NonFiniteWarning", "CheckpointWarning"):
+            print(f"scl: warning: {message}", file=file or sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    if getattr(previous, "__module__", None) != __name__:
+        warnings.showwarning = show
+
+
+FIGURE_PATTERNS = ("phase_diagram.png", "curves.png", "mode_mass.png", "final_*.png", "samples_gen*.png")
+
+
+def _out_dir(args, cfg) -> Path:
+    """``-o OUT`` (checked), else ``runs/<name>``: a name that would leave ``runs/`` (absolute,
+    ``..``, empty) is refused, not sanitised, so no run silently lands in an unexpected folder."""
+    from scl.config import output_folder
+
+    if args.out:
+        return output_folder("--out", args.out)
+    name = str(cfg.name)
+    parts = Path(name).parts
+    if not name.strip() or "\0" in name or Path(name).is_absolute() or not parts or ".." in parts:
+        raise ConfigError("name", f"{name!r} cannot name a folder under runs/ (no absolute path, no '..', "
+                          "not empty); choose another name or pass -o OUT")
+    return Path("runs") / name
 
 
 def cmd_run(args) -> int:
@@ -67,24 +96,27 @@ def cmd_run(args) -> int:
     from scl.results import RESULTS_FILE
     from scl.simulate import simulate
 
+    from scl.atomic import remove_stale
     from scl.budget import check_memory
     from scl.devices import check_cpu_devices
+    from scl.lock import folder_lock
 
     check_cpu_devices(args.cpu_devices)
     cfg = load_config(args.config, args.set or [])
     check_memory(cfg)
     _split_cpu(args, cfg)
     out = _out_dir(args, cfg)
-    if (out / RESULTS_FILE).exists() and not args.overwrite:
-        raise ConfigError("--out", f"{out} already holds results; pass --overwrite or choose another -o folder")
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", f"{out} exists and is not a folder")
-    if args.overwrite:
-        remove(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=args.resume,
-                  callbacks=_callbacks(args))
-    return _finish(ds, cfg, out)
+    with folder_lock(out, "--out"):
+        if (out / RESULTS_FILE).exists() and not args.overwrite:
+            raise ConfigError("--out", f"{out} already holds results; pass --overwrite or choose another -o folder")
+        remove_stale(out)
+        if args.overwrite:
+            remove(out)
+        ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=args.resume,
+                      callbacks=_callbacks(args))
+        return _finish(ds, cfg, out, overwrite=args.overwrite)
 
 
 def _callbacks(args) -> list:
@@ -103,19 +135,30 @@ def _split_cpu(args, cfg):
     use_cpu_devices(args.cpu_devices if args.cpu_devices is not None else devices_for(cfg))
 
 
-def _finish(ds, cfg, out: Path) -> int:
-    """Write config, results, figures and summary into ``out`` (each atomically) and report."""
-    from scl.atomic import write_text
+def _finish(ds, cfg, out: Path, overwrite: bool = False) -> int:
+    """Write config, results, figures and summary into ``out`` (each atomically) and report.
+
+    ``config.yaml`` is renamed into place only after the new results are: a failure (disk full)
+    leaves the previous config and results together. ``overwrite``: figures of the previous run
+    that this one does not redraw are removed."""
+    from scl.atomic import atomic_path, write_text
     from scl.plots import plot_all
     from scl.results import save_results
     from scl.summary import summarize
 
-    write_text(out / "config.yaml", cfg.to_yaml())
-    path = save_results(ds, out)
+    with atomic_path(out / "config.yaml") as config_tmp:
+        config_tmp.write_text(cfg.to_yaml())
+        path = save_results(ds, out)
     from scl.checkpoint import prune_finished
 
     prune_finished(out, cfg)      # unless checkpoint.keep_after_finish
     figures = plot_all(ds, out)
+    if overwrite:
+        new = {Path(f).name for f in figures}
+        for pattern in FIGURE_PATTERNS:
+            for old in out.glob(pattern):
+                if old.name not in new:
+                    old.unlink(missing_ok=True)
     text = summarize(ds)
     write_text(out / "summary.txt", text + "\n")
     print(text)
@@ -126,8 +169,10 @@ def _finish(ds, cfg, out: Path) -> int:
 
 
 def cmd_resume(args) -> int:
+    from scl.atomic import remove_stale
     from scl.checkpoint import saved_config
-    from scl.results import RESULTS_FILE
+    from scl.lock import folder_lock
+    from scl.results import RESULTS_FILE, damage
     from scl.simulate import simulate
 
     from scl.budget import check_memory
@@ -139,12 +184,18 @@ def cmd_resume(args) -> int:
     cfg = saved_config(out)
     check_memory(cfg)
     _split_cpu(args, cfg)
-    if (out / RESULTS_FILE).exists():
-        print(f"scl: nothing to resume: {out / RESULTS_FILE} holds the finished run")
-        return 0
-    ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=True,
-                  callbacks=_callbacks(args))
-    return _finish(ds, cfg, out)
+    with folder_lock(out):
+        remove_stale(out)
+        if (out / RESULTS_FILE).exists():
+            why = damage(out / RESULTS_FILE)
+            if why is None:
+                print(f"scl: nothing to resume: {out / RESULTS_FILE} holds the finished run")
+                return 0
+            print(f"scl: {out / RESULTS_FILE} is damaged ({why}); rebuilding it from the checkpoints",
+                  file=sys.stderr)
+        ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=True,
+                      callbacks=_callbacks(args))
+        return _finish(ds, cfg, out)
 
 
 def cmd_samples(args) -> int:
@@ -250,11 +301,16 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:                 # usage error (already printed) or --help
         return e.code if isinstance(e.code, int) else EXIT_USAGE
+    _one_line_warnings()
     try:
         return args.fn(args)
     except ConfigError as e:
         print(f"scl: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as e:          # disk full, read-only folder, permissions: one line, no traceback
+        where = e.filename or "output"
+        print(f"scl: error: {where}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_IO
     except KeyboardInterrupt as e:
         print(f"scl: interrupted: {e}" if str(e) else "scl: interrupted", file=sys.stderr)
         return 130

@@ -192,7 +192,11 @@ def final_heatmap(ds: xr.Dataset, metric: str, x: str | None = None, y: str | No
 
 def plot_all(ds: xr.Dataset, out_dir) -> list[Path]:
     """Write every standard figure of a results Dataset into ``out_dir``; return the paths."""
-    out_dir = Path(out_dir)
+    with np.errstate(invalid="ignore", divide="ignore"):       # inf/NaN metrics: flagged by the run
+        return _plot_all(ds, Path(out_dir))
+
+
+def _plot_all(ds: xr.Dataset, out_dir: Path) -> list[Path]:
     paths = [out_dir / "phase_diagram.png", out_dir / "curves.png"]
     phase_diagram(ds, path=paths[0])
     curves(ds, path=paths[1])

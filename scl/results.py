@@ -64,30 +64,83 @@ def build_dataset(cfg, results, timings: dict | None = None) -> xr.Dataset:
     return ds
 
 
+CHECKSUM_SUFFIX = ".sha256"
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checksum_path(path) -> Path:
+    """``results.nc.sha256`` beside ``results.nc`` (``sha256sum -c`` format)."""
+    path = Path(path)
+    return path.with_name(path.name + CHECKSUM_SUFFIX)
+
+
 def save_results(ds: xr.Dataset, path) -> Path:
-    """Write atomically (temporary file in the same folder, then rename)."""
+    """Write atomically (temporary file in the same folder, then rename), with its SHA-256 in
+    ``results.nc.sha256``. The checksum is written first: a run killed between the two renames
+    leaves a mismatch (reported as damaged, rebuilt by ``scl resume``), never a silent one."""
     path = Path(path)
     if path.is_dir() or path.suffix == "":
         path = path / RESULTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    from scl.atomic import atomic_path
+    from scl.atomic import atomic_path, write_text
 
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
+        write_text(checksum_path(path), f"{_sha256(tmp)}  {path.name}\n")
     return path
 
 
-def load_results(path) -> xr.Dataset:
-    """Read results saved by ``scl run`` / :func:`save_results` (a file or its output folder)."""
+def _results_file(path) -> Path:
     path = Path(path)
-    if path.is_dir():
-        path = path / RESULTS_FILE
-    if not path.exists():
-        from scl.errors import ConfigError
+    return path / RESULTS_FILE if path.is_dir() else path
 
+
+def damage(path) -> str | None:
+    """Why the results file ``path`` (or its folder's) cannot be trusted, or None if it is intact.
+
+    With a ``.sha256`` beside it the file's SHA-256 must match; without one (results written by
+    an older scl) it must open as netCDF."""
+    path = _results_file(path)
+    sidecar = checksum_path(path)
+    try:
+        if sidecar.exists():
+            expected = sidecar.read_text().split()[0] if sidecar.read_text().split() else ""
+            if _sha256(path) != expected:
+                return f"checksum mismatch with {sidecar.name} (truncated or overwritten)"
+            return None
+        with xr.open_dataset(path, engine="h5netcdf"):
+            return None
+    except Exception as e:  # noqa: BLE001 - any failure to read is damage
+        return f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''})"
+
+
+def load_results(path) -> xr.Dataset:
+    """Read results saved by ``scl run`` / :func:`save_results` (a file or its output folder).
+
+    A missing, truncated or garbage file is one :class:`scl.errors.ConfigError`."""
+    from scl.errors import ConfigError
+
+    path = _results_file(path)
+    if not path.exists():
         raise ConfigError("results", f"no results at {path}")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        return ds.load()
+    why = damage(path)
+    if why is None:
+        try:
+            with xr.open_dataset(path, engine="h5netcdf") as ds:
+                return ds.load()
+        except Exception as e:  # noqa: BLE001
+            why = f"unreadable ({type(e).__name__})"
+    raise ConfigError("results", f"{path} is damaged: {why}; rebuild it from the checkpoints with: "
+                      f"scl resume {path.parent}")
 
 
 def config_of(ds: xr.Dataset):

@@ -124,6 +124,16 @@ def simulate(cfg, overrides=(), progress: bool | None = None, out_dir=None, resu
     show = cfg.run.progress if progress is None else progress
     callbacks = [callbacks] if callable(callbacks) else list(callbacks or ())
     variants = cfg.static_variants()
+    lock = contextlib.nullcontext()
+    if out_dir is not None and cfg.checkpoint.enabled:
+        from scl.lock import folder_lock
+
+        lock = folder_lock(out_dir)
+    with lock:
+        return _simulate(cfg, show, variants, out_dir, resume, callbacks)
+
+
+def _simulate(cfg, show, variants, out_dir, resume, callbacks):
     run_ckpt = None
     if out_dir is not None and cfg.checkpoint.enabled:
         from scl.checkpoint import RunCheckpoint
@@ -147,12 +157,25 @@ def simulate(cfg, overrides=(), progress: bool | None = None, out_dir=None, resu
                 report = variant_report(metrics, points, coords, cfg.loop.generations)
                 if report:
                     bar.write(report)
+    except BaseException:
+        if run_ckpt is not None:     # disk full, crash, Ctrl-C: no half-written orbax step left behind
+            from scl.checkpoint import remove_unfinished
+
+            for ckpt in run_ckpt.variants:
+                with contextlib.suppress(Exception):
+                    ckpt.close()
+            remove_unfinished(out_dir)
+        raise
     finally:
         bar.close()
         close_all(callbacks)
         for ckpt in run_ckpt.variants if run_ckpt else ():
             ckpt.close()      # let pending writes finish (idempotent)
-    return build_dataset(cfg, results, timings)
+    ds = build_dataset(cfg, results, timings)
+    from scl.summary import warn_nonfinite
+
+    warn_nonfinite(ds)
+    return ds
 
 
 def _emitter(callbacks, index, coords, points, vcfg):
