@@ -121,6 +121,9 @@ def simulate(cfg, overrides=(), progress: bool | None = None, out_dir=None, resu
     """
     if not isinstance(cfg, Config) or overrides:
         cfg = load_config(cfg, overrides)
+    from scl.budget import check_memory
+
+    check_memory(cfg)            # refuse, with the estimate, a run that cannot fit
     show = cfg.run.progress if progress is None else progress
     callbacks = [callbacks] if callable(callbacks) else list(callbacks or ())
     variants = cfg.static_variants()

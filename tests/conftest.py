@@ -19,3 +19,23 @@ def within_4se(samples, expected, axis=0):
 @pytest.fixture
 def check_4se():
     return within_4se
+
+
+@pytest.fixture(scope="module")
+def jax_compile_cache(tmp_path_factory):
+    """A persistent JAX compilation cache for one test module, shared with the ``scl``
+    subprocesses it starts (they read the same directory); the previous settings are restored."""
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as cc
+
+    path = str(tmp_path_factory.mktemp("jax_cache"))
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
+             "jax_persistent_cache_min_entry_size_bytes")
+    old = {n: getattr(jax.config, n) for n in names}
+    for n, v in zip(names, (path, 0.0, 0)):
+        jax.config.update(n, v)
+    cc.reset_cache()
+    yield path
+    for n, v in old.items():
+        jax.config.update(n, v)
+    cc.reset_cache()

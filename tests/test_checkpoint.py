@@ -36,21 +36,9 @@ CONFIG = {
 
 
 @pytest.fixture(scope="module", autouse=True)
-def compile_cache(tmp_path_factory):
+def compile_cache(jax_compile_cache):
     """Share compiled programs between this process and the `scl` subprocesses it starts."""
-    from jax.experimental.compilation_cache import compilation_cache as cc
-
-    path = str(tmp_path_factory.mktemp("jax_cache"))
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-             "jax_persistent_cache_min_entry_size_bytes")
-    old = {n: getattr(jax.config, n) for n in names}
-    for n, v in zip(names, (path, 0.0, 0)):
-        jax.config.update(n, v)
-    cc.reset_cache()
-    yield path
-    for n, v in old.items():
-        jax.config.update(n, v)
-    cc.reset_cache()
+    return jax_compile_cache
 
 
 def _cfg(**changes):

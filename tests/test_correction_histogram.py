@@ -155,7 +155,7 @@ def _paper_sampler_numpy(rows, t, n, seed):
     return np.concatenate(out)[:n]
 
 
-@pytest.mark.parametrize("t", [0.0, 0.5])
+@pytest.mark.parametrize("t", [pytest.param(0.0, marks=pytest.mark.slow), 0.5])
 def test_paper_law_matches_quadrature_and_the_literal_sampler(rows, t):
     p, lo, width, _ = _paper_law_cell_probs(rows, t)
     x = _draw(rows, t, "paper")

@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 
 SCRIPT = textwrap.dedent("""
     import json, numpy as np, scl, jax
@@ -25,6 +26,7 @@ def run(devices):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow   # slow: 23 s; tests/test_cli_devices.py checks 2 devices against 1 through scl run
 def test_two_devices_match_one():
     one, two = run(1), run(2)
     assert one["devices"] == 1 and two["devices"] == 2

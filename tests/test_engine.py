@@ -31,6 +31,7 @@ def test_different_seed_differs():
     assert not np.array_equal(a.w2.values, b.w2.values)
 
 
+@pytest.mark.slow   # slow: 22 s; test_checkpoint checks chunk-size independence with checkpoints
 def test_chunk_size_does_not_change_results():
     ref = scl.simulate(small())
     for chunk in (1, 23, 40):
@@ -112,6 +113,7 @@ def test_compile_once_per_static_variant():
     assert build_program(small(**{"loop.n": 12})) is not program
 
 
+@pytest.mark.slow   # slow: 14 s; test_static_sweep_joins_compiled_variants covers static sweeps
 def test_family_can_be_swept_as_a_static_axis():
     cfg = small(**{"loop.generations": 4, "metrics.names": ["sliced_w2"], "seeds": 3})
     sweep = scl.simulate(cfg.set("sweep.model.family", ["gaussian", "kde"]))

@@ -110,6 +110,7 @@ def test_flow_matching_sampler_exact_velocity(method):
     assert np.abs(z.var(0) - s2).max() < 4 * s2 * np.sqrt(2 / n) + 0.01
 
 
+@pytest.mark.slow   # slow: 20 s; the spline flow's density test runs by default
 def test_flow_log_density_integrates_to_one_and_inverts():
     cfg = Config(truth={"kind": "moons"}, model={"family": "flow", **TINY, "layers": 4, "steps": 200,
                                                  "learning_rate": 3e-3},

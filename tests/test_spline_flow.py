@@ -108,6 +108,7 @@ def test_random_spline_flow_density_integrates_to_one():
     assert abs(np.exp(logp).sum() * h * h - 1.0) < 0.02
 
 
+@pytest.mark.slow   # slow: 37 s; the spline layers are checked by the density and Jacobian tests, in-loop training by the affine flow
 def test_spline_flow_trains_in_the_loop():
     n = 1024
     cfg = Config.from_dict(dict(

@@ -98,9 +98,11 @@ def test_kmeans_centres_are_checkpointed_and_resume_is_bit_identical(tmp_path):
     import orbax.checkpoint as ocp
 
     mgr = ocp.CheckpointManager((tmp_path / "run" / "checkpoints" / "variant_000" / "state").absolute())
-    saved = mgr.restore(4)["state"]
+    first, later = mgr.restore(1)["state"], mgr.restore(4)["state"]
     mgr.close()
-    assert np.asarray(saved["stages"]["correction"]).shape == (6, 8, 2)       # [C, k, d] centres
+    centres = np.asarray(later["stages"]["correction"])
+    assert centres.shape == (6, 8, 2)                                          # [C, k, d] centres
+    np.testing.assert_array_equal(centres, np.asarray(first["stages"]["correction"]))   # carried, not refitted
     resumed = scl.simulate(cfg.set("run.chunk_size", 5), out_dir=tmp_path / "run", resume=True)
     for name in plain.data_vars:
         np.testing.assert_array_equal(plain[name].values, resumed[name].values)
