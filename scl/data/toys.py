@@ -5,6 +5,7 @@ Each sampler is pure: ``sample(key, n) -> [n, 2]`` float32.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -66,6 +67,10 @@ class Moons:
     name = "moons"
     dim = 2
     noise: float = static(0.1, "Gaussian noise added to each coordinate", ge=0.0, finite=True)
+    layout: Literal["random", "sklearn"] = static(
+        "random", "random: each row picks a moon and a uniform angle; sklearn: scikit-learn's "
+        "make_moons(n, shuffle=False) layout: n // 2 upper then n - n // 2 lower rows at evenly "
+        "spaced angles (only the noise is random)")
 
 
 def _moon_arcs(theta):
@@ -76,12 +81,22 @@ def _moon_arcs(theta):
 
 @register_source("moons", Moons)
 def make_moons(o: Moons) -> Source:
-    """Two interleaving half circles (as scikit-learn's make_moons); mode 0 upper, 1 lower."""
+    """Two interleaving half circles (as scikit-learn's make_moons); mode 0 upper, 1 lower.
+
+    ``layout: sklearn`` reproduces ``sklearn.datasets.make_moons(n, shuffle=False)`` up to its
+    noise draws: the first n // 2 rows on the upper moon, the other n - n // 2 on the lower one,
+    each at evenly spaced angles linspace(0, pi, count) (tested against scikit-learn at noise 0);
+    every call draws the same layout, only the noise is random."""
     grid = jnp.linspace(0, jnp.pi, 200)
     up, lo = _moon_arcs(grid)
 
     def sample(key, n):
         kt, km, kz = jax.random.split(key, 3)
+        if o.layout == "sklearn":
+            n_up = n // 2
+            u, _ = _moon_arcs(jnp.linspace(0, jnp.pi, n_up))
+            _, l = _moon_arcs(jnp.linspace(0, jnp.pi, n - n_up))
+            return jnp.concatenate([u, l]) + o.noise * jax.random.normal(kz, (n, 2))
         theta = jax.random.uniform(kt, (n,), maxval=jnp.pi)
         which = jax.random.bernoulli(km, 0.5, (n,))
         u, l = _moon_arcs(theta)

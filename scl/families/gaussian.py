@@ -1,4 +1,10 @@
-"""Gaussian family: weighted MLE or unbiased fit, full or diagonal covariance, sampling bias."""
+"""Gaussian family: weighted MLE or unbiased fit, full or diagonal covariance, sampling bias.
+
+``estimator: known_covariance`` fits the mean only and keeps the truth's covariance (a Gaussian
+truth is required). Exact result (tested): under ``replace`` the mean is a Gaussian random walk,
+generation g (g = 0 fitted on the n real rows) has E|mu_g - mu_0|^2 = (g + 1) tr(Sigma_0) / n and
+mu_g ~ N(mu_0, (g + 1) Sigma_0 / n).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,8 +29,9 @@ class GaussianModel:
     tag_key = "family"
     name = "gaussian"
     covariance: Literal["full", "diag"] = static("full", "full or diagonal covariance")
-    estimator: Literal["mle", "unbiased"] = static(
-        "mle", "mle divides the scatter by sum(w); unbiased by sum(w) - 1 (frequency weights)")
+    estimator: Literal["mle", "unbiased", "known_covariance"] = static(
+        "mle", "mle divides the scatter by sum(w); unbiased by sum(w) - 1 (frequency weights); "
+        "known_covariance fits the mean only and keeps the (Gaussian) truth's covariance")
     sampling_bias: float = knob(
         1.0, "scales the sampling covariance: 1 = none, < 1 trades diversity for quality", gt=0.0)
     draw: Literal["auto", "statistics", "rows"] = static(
@@ -35,6 +42,9 @@ class GaussianModel:
 
     def check(self, cfg):
         require_rows(cfg, "vector", self.name)
+        if self.estimator == "known_covariance" and getattr(cfg.truth, "name", None) != "gaussian":
+            raise ConfigError("model.estimator", "'known_covariance' needs a Gaussian truth "
+                              f"(truth.kind: gaussian), got truth.kind {getattr(cfg.truth, 'name', None)!r}")
         d = cfg.truth.dim if hasattr(cfg.truth, "dim") else 2
         if self.covariance == "full" and cfg.loop.n <= d:
             raise ConfigError("loop.n", f"must be > truth dimension {d} for a full-covariance fit, got {cfg.loop.n}")
@@ -54,8 +64,11 @@ def weighted_moments(x, w, estimator: str, diagonal: bool):
     return gaussian_fit(moments.of_rows(x, w), estimator, diagonal)
 
 
-def gaussian_fit(m: moments.Moments, estimator: str, diagonal: bool):
-    """Mean [d] and covariance [d, d] from a training set's count, mean and scatter."""
+def gaussian_fit(m: moments.Moments, estimator: str, diagonal: bool, known_cov=None):
+    """Mean [d] and covariance [d, d] from a training set's count, mean and scatter
+    (``known_cov`` [d, d]: the covariance ``known_covariance`` keeps)."""
+    if estimator == "known_covariance":
+        return m.mean, jnp.asarray(known_cov, jnp.float32)
     denom = m.count - 1.0 if estimator == "unbiased" else m.count
     cov = m.scatter / denom
     if diagonal:
@@ -67,9 +80,14 @@ def gaussian_fit(m: moments.Moments, estimator: str, diagonal: bool):
 def make_gaussian(o: GaussianModel, source) -> Family:
     """Gaussian refitted by MLE or the unbiased estimator."""
     diagonal = o.covariance == "diag"
+    known_cov = None
+    if o.estimator == "known_covariance":
+        known_cov = source.gaussian[1]
+        if diagonal:
+            known_cov = jnp.diag(jnp.diag(jnp.asarray(known_cov)))
 
     def fit(key, state, x, w, knobs):
-        return GaussianState(*weighted_moments(x, w, o.estimator, diagonal))
+        return GaussianState(*gaussian_fit(moments.of_rows(x, w), o.estimator, diagonal, known_cov))
 
     def init(key, x, w, knobs):
         return fit(key, None, x, w, knobs)
@@ -89,7 +107,7 @@ def make_gaussian(o: GaussianModel, source) -> Family:
         return state.mean, sampling_root(state, knobs)
 
     def fit_moments(key, state, m, knobs):
-        return GaussianState(*gaussian_fit(m, o.estimator, diagonal))
+        return GaussianState(*gaussian_fit(m, o.estimator, diagonal, known_cov))
 
     def log_prob(state, x):
         d = x - state.mean

@@ -9,8 +9,11 @@ rather than a weight vector keeps a large accumulate buffer's state to the rows)
 
 * ``fixed``: h = ``bandwidth`` (a knob: sweepable inside one program);
 * ``scott``: h = s n_eff^(-1/(d+4));   ``silverman``: h = s (n_eff (d+2)/4)^(-1/(d+4)),
-  recomputed every generation, with s^2 the mean over coordinates of the weighted (MLE) variance
-  and n_eff = (sum w)^2 / sum w^2 (the row count for 0/1 weights).
+  recomputed every generation, with s^2 the mean over coordinates of the weighted variance
+  and n_eff = (sum w)^2 / sum w^2 (the row count for 0/1 weights). ``ddof: 0`` (default) takes
+  the MLE variance; ``ddof: 1`` takes scipy.stats.gaussian_kde's unbiased one (scatter divided by
+  sum w - sum w^2 / sum w, i.e. n - 1 for 0/1 weights): in 1-D h is then exactly scipy's kernel
+  standard deviation, sqrt(gaussian_kde(x, bw_method).covariance) (tested).
 
 Sampling picks one of the training rows uniformly (the mixers' weights are 1 on the rows present,
 0 on padding), then adds h z, z ~ N(0, I).
@@ -50,6 +53,8 @@ class KDEModel:
     bandwidth_rule: Literal["fixed", "scott", "silverman"] = static(
         "fixed", "fixed: h = bandwidth; scott / silverman: recomputed from the data every generation")
     bandwidth: float = knob(0.1, "kernel standard deviation h when bandwidth_rule is fixed", gt=0.0)
+    ddof: Literal[0, 1] = static(
+        0, "scott / silverman: 0 = MLE data variance; 1 = unbiased, scipy.stats.gaussian_kde's convention")
 
     def check(self, cfg):
         require_rows(cfg, "vector", self.name)
@@ -61,12 +66,14 @@ class KDEState(NamedTuple):
     bandwidth: jax.Array  # [] kernel standard deviation h
 
 
-def rule_bandwidth(x, w, rule: str):
-    """Scott's or Silverman's bandwidth for rows x [N, d] with weights w [N]."""
+def rule_bandwidth(x, w, rule: str, ddof: int = 0):
+    """Scott's or Silverman's bandwidth [] for rows x [N, d] with weights w [N]; ``ddof=1``:
+    unbiased variance as scipy's gaussian_kde (denominator sum w - sum w^2 / sum w)."""
     d = x.shape[-1]
     total = jnp.sum(w)
     mean = jnp.sum(w[:, None] * x, 0) / total
-    var = jnp.sum(w[:, None] * (x - mean) ** 2, 0) / total
+    denom = total - jnp.sum(w ** 2) / total if ddof == 1 else total
+    var = jnp.sum(w[:, None] * (x - mean) ** 2, 0) / denom
     s = jnp.sqrt(jnp.mean(var))
     n = effective_size(w)
     factor = n if rule == "scott" else n * (d + 2) / 4.0
@@ -92,7 +99,7 @@ def make_kde(o: KDEModel, source) -> Family:
         if o.bandwidth_rule == "fixed":
             h = jnp.asarray(knobs["bandwidth"], jnp.float32)
         else:
-            h = rule_bandwidth(x, w, o.bandwidth_rule)
+            h = rule_bandwidth(x, w, o.bandwidth_rule, o.ddof)
         return KDEState(x, present_count(w), h)
 
     def init(key, x, w, knobs):
