@@ -83,3 +83,55 @@ def test_moons_sklearn_layout_noise_is_the_only_randomness():
         np.testing.assert_allclose(resid.mean(0), 0.0, atol=4 * 0.1 / np.sqrt(4000))
         np.testing.assert_allclose(resid.std(0), 0.1, rtol=0.05)
     assert not np.allclose(a, b)
+
+
+# ----------------------------------------------------------------- top-k / top-p sampling
+
+def _categorical_family(probs):
+    from scl.families.categorical import CategoricalModel, make_categorical
+    cfg = scl.Config.from_dict({"truth": {"kind": "categorical", "probs": list(probs)},
+                                "model": {"family": "categorical"}})
+    return make_categorical(CategoricalModel(), make_source(cfg.truth))
+
+
+@pytest.mark.parametrize("probs,knobs,law", [
+    ([0.1, 0.4, 0.2, 0.3], {"top_k": 3.0, "top_p": 1.0}, [0, 4 / 9, 2 / 9, 3 / 9]),
+    ([0.1, 0.4, 0.2, 0.3], {"top_k": 3.0, "top_p": 0.7}, [0, 4 / 7, 0, 3 / 7]),    # 4/9 + 3/9 >= 0.7
+    ([0.1, 0.4, 0.2, 0.3], {"top_k": 0.0, "top_p": 0.5}, [0, 4 / 7, 0, 3 / 7]),    # 0.4 < 0.5 <= 0.7
+    ([0.1, 0.4, 0.2, 0.3], {"top_k": 0.0, "top_p": 0.4}, [0, 1, 0, 0]),
+    ([0.25, 0.25, 0.25, 0.25], {"top_k": 2.0, "top_p": 1.0}, [0.5, 0.5, 0, 0]),  # ties: lower index
+])
+def test_top_k_top_p_sampling_law(probs, knobs, law):
+    from scl.families.categorical import CategoricalState
+    fam = _categorical_family(probs)
+    state = CategoricalState(jnp.asarray(probs, jnp.float32))
+    draws = np.asarray(fam.sample(jax.random.PRNGKey(1), state, 100_000, {"temperature": 1.0, **knobs}))
+    freq = np.bincount(draws, minlength=4) / draws.size
+    law = np.asarray(law)
+    assert np.all(freq[law == 0] == 0)
+    assert np.all(np.abs(freq - law) <= 4 * np.sqrt(law * (1 - law) / draws.size) + 1e-12), (freq, law)
+
+
+def test_top_k_one_fixes_the_loop_at_generation_zeros_mode():
+    """replace with top_k = 1: generation 1 is a point mass on generation 0's most frequent
+    category (lowest index among ties) and stays there."""
+    cfg = scl.Config.from_dict({
+        "seeds": 64, "truth": {"kind": "categorical", "probs": [0.3, 0.3, 0.4]},
+        "model": {"family": "categorical", "top_k": 1},
+        "loop": {"regime": "replace", "n": 12, "generations": 3}, "metrics": {"names": []},
+        "run": {"chunk_size": 3, "progress": False}})
+    from scl.engine import build_program, flat_inputs
+    program = build_program(cfg, chunk_size=3)
+    keys, knobs = flat_inputs(cfg)
+    s0, _ = program.init(keys, knobs)
+    s3, _ = program.chunk(s0, keys, knobs, 1)
+    p0, p3 = np.asarray(s0.model.probs), np.asarray(s3.model.probs)
+    np.testing.assert_array_equal(p3, np.eye(3)[np.argmax(p0, 1)])
+    assert len(set(np.argmax(p0, 1))) > 1        # seeds disagree: the cut follows each fit
+
+
+def test_top_k_must_be_whole():
+    with pytest.raises(ConfigError, match="model.top_k"):
+        scl.Config.from_dict({"truth": {"kind": "categorical"}, "model": {"family": "categorical", "top_k": 1.5}})
+    with pytest.raises(ConfigError, match="model.top_p"):
+        scl.Config.from_dict({"truth": {"kind": "categorical"}, "model": {"family": "categorical", "top_p": 0}})

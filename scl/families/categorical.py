@@ -6,7 +6,10 @@ State: ``CategoricalState(probs [k])``. Rows are int category indices [N] with w
   (alpha = ``smoothing``; 0 = MLE).
 * sample: category i with probability proportional to p_i^(1/tau) (tau = ``temperature``;
   tau = 1 samples the model itself, tau < 1 sharpens, tau > 1 flattens: the closed-loop
-  "heat death" setting).
+  "heat death" setting), then cut to the ``top_k`` most probable categories (0 = all) and then
+  to the smallest set of most probable categories whose probability reaches ``top_p`` (1 = all),
+  renormalised each time: the order of language-model samplers (temperature, top-k, top-p).
+  Ties are broken by category index. Both are knobs (sweepable in one program).
 
 With alpha = 0 and tau = 1 the loop under ``replace`` is the Wright-Fisher model (THEORY.md 7).
 """
@@ -18,6 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from scl.errors import ConfigError
 from scl.options import knob
 from scl.families.base import Family
 from scl.families.weighted import pick_rows, require_rows
@@ -32,6 +36,13 @@ class CategoricalModel:
     name = "categorical"
     smoothing: float = knob(0.0, "additive (Laplace) smoothing alpha >= 0 added to every count", ge=0.0)
     temperature: float = knob(1.0, "sampling temperature tau > 0: sample proportional to p^(1/tau)", gt=0.0)
+    top_k: float = knob(0, "sample only the top_k most probable categories (0 = no cut)", ge=0)
+    top_p: float = knob(1.0, "then only the smallest most probable set of probability >= top_p "
+                             "(1 = no cut)", gt=0.0, le=1.0)
+
+    def validate(self, path):
+        if float(self.top_k) != int(self.top_k):
+            raise ConfigError(f"{path}.top_k", f"must be a whole number, got {self.top_k}")
 
     def check(self, cfg):
         require_rows(cfg, "categorical", self.name)
@@ -52,6 +63,21 @@ def tempered(probs, temperature):
     return jax.nn.softmax(logits)
 
 
+def truncated(probs, top_k, top_p):
+    """[k] probs cut to the top_k most probable (top_k <= 0: all), renormalised, then to the
+    smallest most-probable set whose mass reaches top_p, renormalised. Ties: lower index first."""
+    k = probs.shape[0]
+    order = jnp.argsort(-probs, stable=True)
+    rank = jnp.zeros((k,), jnp.int32).at[order].set(jnp.arange(k, dtype=jnp.int32))
+    p = jnp.where((top_k <= 0) | (rank < top_k), probs, 0.0)
+    p = p / jnp.sum(p)
+    ranked = p[order]
+    before = jnp.cumsum(ranked) - ranked            # mass of the more probable categories
+    keep = (before < top_p)[rank]                    # the most probable category is always kept
+    p = jnp.where(keep, p, 0.0)
+    return p / jnp.sum(p)
+
+
 @register_family("categorical", CategoricalModel)
 def make_categorical(o: CategoricalModel, source) -> Family:
     """Categorical refitted from (smoothed) counts; sampled at a temperature."""
@@ -66,7 +92,8 @@ def make_categorical(o: CategoricalModel, source) -> Family:
         return fit(key, None, x, w, knobs)
 
     def sample(key, state, n, knobs):
-        return pick_rows(key, tempered(state.probs, knobs["temperature"]), n).astype(jnp.int32)
+        probs = truncated(tempered(state.probs, knobs["temperature"]), knobs["top_k"], knobs["top_p"])
+        return pick_rows(key, probs, n).astype(jnp.int32)
 
     def log_prob(state, x):
         return jnp.log(state.probs[x])
