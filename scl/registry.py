@@ -24,6 +24,7 @@ METRICS: dict[str, Entry] = {}
 CURATORS: dict[str, Entry] = {}
 CORRECTORS: dict[str, Entry] = {}
 REGIMES: dict[str, Entry] = {}
+THEORIES: dict[str, Entry] = {}
 
 
 def _register(table: dict, name: str, options: type | None, doc: str = "", **traits):
@@ -68,3 +69,11 @@ def register_regime(name: str, doc: str = "", **traits):
     real rows every generation; ``capacity_from_lam``: its buffer holds the sweep's largest
     lambda n synthetic rows."""
     return _register(REGIMES, name, None, doc, **traits)
+
+
+def register_theory(name: str, doc: str = ""):
+    """Decorator: ``predict(cfg) -> {metric: np.ndarray [G+1]} | None`` (scl.theory). ``cfg`` is one
+    point of the sweep (a static variant with every swept knob fixed, as ``Config.knob_grid()``
+    yields); the arrays are the expected value over seeds of each metric the closed form covers,
+    generations 0..G; None when ``cfg`` is not this setting."""
+    return _register(THEORIES, name, None, doc)
