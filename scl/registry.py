@@ -45,11 +45,12 @@ def register_source(name: str, options: type, doc: str = ""):
     return _register(SOURCES, name, options, doc)
 
 
-def register_metric(name: str, doc: str = "", needs: tuple = ()):
+def register_metric(name: str, doc: str = "", needs: tuple = (), long_name: str = "", units: str = ""):
     """Decorator: ``make(ctx) -> fn(probe, model_state, knobs) -> scalar`` (or a dict {name: fn})
     under ``metrics.names``. ``needs``: what of the per-generation probe it reads ("model",
-    "truth", "modes"; scl.probe)."""
-    return _register(METRICS, name, None, doc, needs=frozenset(needs))
+    "truth", "modes"; scl.probe). ``long_name`` and ``units`` (CF conventions: "1" for a pure
+    number, "count" for counts, "nats") label the results' variable and every figure's axes."""
+    return _register(METRICS, name, None, doc, needs=frozenset(needs), long_name=long_name, units=units)
 
 
 def register_curator(name: str, options: type, doc: str = ""):
