@@ -1,0 +1,136 @@
+"""scl.theory: every registered closed form against simulation, within 4 standard errors at every
+generation (many seeds, few generations, one compiled program per test)."""
+import numpy as np
+import pytest
+
+import scl
+from scl.theory import predict, predictions, predictor_name
+
+
+def config(truth, model, loop, metrics, seeds=4000, sweep=None, **extra):
+    d = {"name": "theory", "seed": 3, "seeds": seeds, "truth": truth, "model": model,
+         "loop": loop, "metrics": {"names": list(metrics), "samples": 64}, "run": {"progress": False},
+         "sweep": sweep or {}}
+    d.update(extra)
+    return scl.Config.from_dict(d)
+
+
+def check_against_simulation(cfg, name, skip_generation0=False):
+    """Every predicted metric, every sweep point and generation: |mean - theory| <= 4 SE."""
+    ds = scl.simulate(cfg)
+    theory = predictions(cfg)
+    assert theory is not None
+    for point in (p for _, v in cfg.static_variants() for _, p in v.knob_grid()):
+        assert predictor_name(point) == name
+    checked = 0
+    for metric in theory.data_vars:
+        sim = ds[metric].astype("float64")
+        mean, se = sim.mean("seed"), sim.std("seed", ddof=1) / np.sqrt(sim.sizes["seed"])
+        th = theory[metric]
+        z = np.abs(mean - th) / np.maximum(se, 1e-12)
+        bad = (np.abs(mean - th) > 4 * se + 1e-6 * np.abs(th))
+        assert not bool(bad.any()), f"{metric}: z = {z.values}\nsim {mean.values}\ntheory {th.values}"
+        checked += 1
+    assert checked == len(cfg.metrics.names)
+    return ds, theory
+
+
+GAUSS = {"kind": "gaussian", "dim": 2, "cov": [[1.0, 0.3], [0.3, 0.5]]}
+
+
+def test_gaussian_replace_d_dims_with_sampling_bias():
+    cfg = config(GAUSS, {"family": "gaussian", "estimator": "unbiased", "covariance": "diag"},
+                 {"generations": 5, "n": 8}, ["trace_ratio", "logdet_ratio", "mean_sqerr"],
+                 sweep={"model.sampling_bias": [0.8, 1.0]})
+    check_against_simulation(cfg, "gaussian_replace")
+
+
+def test_gaussian_accumulate_general_batch_size():
+    cfg = config(GAUSS, {"family": "gaussian"}, {"generations": 5, "n": 6, "regime": "accumulate",
+                                                "synthetic_size": 3}, ["trace_ratio", "mean_sqerr"])
+    check_against_simulation(cfg, "gaussian_accumulate")
+
+
+def test_gaussian_fresh_data_loop_and_stationary_value():
+    from scl.theory.gaussian_fresh import fresh_recursion, fresh_stationary
+
+    cfg = config(GAUSS, {"family": "gaussian"}, {"generations": 5, "n": 8, "regime": "fresh", "real_fraction": 0.5},
+                 ["trace_ratio", "mean_sqerr"], sweep={"loop.real_fraction": [0.0, 0.25, 0.5]},
+                 correction={"kind": "ideal", "gamma": 0.5})
+    check_against_simulation(cfg, "gaussian_fresh")
+    a, D = fresh_recursion(8, 2, 1 / 3, 400, "mle", 1.0)
+    assert (a[-1], D[-1]) == pytest.approx(fresh_stationary(8, 2, 1 / 3, "mle"), rel=1e-9)
+    assert fresh_recursion(8, 0, 0.0, 400, "mle", 1.0)[0][-1] < 1e-20    # no real rows: collapse
+
+
+def test_gaussian_fixed_real_loop_with_ideal_correction():
+    from scl.theory.gaussian_fixed_real import (_fixed_real_matrix, contraction_factor, fixed_real_recursion,
+                                                fixed_real_stationary)
+
+    cfg = config(GAUSS, {"family": "gaussian"}, {"generations": 5, "n": 6, "regime": "fixed_real", "lam": 1.0},
+                 ["trace_ratio", "mean_sqerr"], sweep={"loop.lam": [0.5, 2.0], "correction.gamma": [0.0, 1.0]},
+                 correction={"kind": "ideal", "gamma": 1.0})
+    check_against_simulation(cfg, "gaussian_fixed_real")
+    a, e = fixed_real_recursion(6, 12, 0.5, 500, "mle", 1.0)
+    assert (a[-1], e[-1]) == pytest.approx(fixed_real_stationary(6, 12, 0.5, "mle"), rel=1e-9)
+    # population limit: the mean error's contraction per generation is lambda/((1+lambda)(1+gamma))
+    n = 10 ** 6
+    A, _ = _fixed_real_matrix(n, 2 * n, 0.5, "mle", 1.0)
+    assert A[2, 2] == pytest.approx(contraction_factor(2.0, 1.0), rel=1e-5)
+    assert np.sqrt(A[1, 1]) == pytest.approx(contraction_factor(2.0, 1.0), rel=1e-5)
+
+
+@pytest.mark.parametrize("regime", ["replace", "accumulate"])
+def test_kde_fixed_bandwidth_variance(regime):
+    cfg = config(GAUSS, {"family": "kde", "bandwidth": 0.5}, {"generations": 4, "n": 6, "regime": regime},
+                 ["kde_variance"], seeds=3000)
+    check_against_simulation(cfg, "kde_fixed_bandwidth")
+
+
+@pytest.mark.parametrize("regime", ["replace", "accumulate"])
+def test_linear_regression_fixed_design(regime):
+    cfg = config({"kind": "linear_regression", "features": 2, "noise": 0.5},
+                 {"family": "linear_regression", "label_noise": 1.0}, {"generations": 4, "n": 8, "regime": regime},
+                 ["regression_error"], seeds=3000)
+    check_against_simulation(cfg, "linear_regression")
+
+
+CAT = {"kind": "categorical", "probs": [0.6, 0.3, 0.1]}
+
+
+def test_wright_fisher_diversity_survival_tv_kl():
+    cfg = config(CAT, {"family": "categorical"}, {"generations": 6, "n": 6},
+                 ["simpson_diversity", "surviving_categories", "tv", "kl_model_data"])
+    check_against_simulation(cfg, "wright_fisher")
+    out = predict(cfg)
+    p = np.array(CAT["probs"])
+    assert out["surviving_categories"][0] == pytest.approx(np.sum(1 - (1 - p) ** 6))   # one step
+    long = predict(cfg.set("loop.generations", 400))
+    assert long["surviving_categories"][-1] == pytest.approx(1.0, abs=1e-6)          # fixation
+
+
+def test_categorical_temperature_top_p_smoothing_chain():
+    cfg = config(CAT, {"family": "categorical", "temperature": 0.7, "top_p": 0.95, "smoothing": 0.2},
+                 {"generations": 4, "n": 6}, ["simpson_diversity", "surviving_categories", "tv", "kl_data_model"],
+                 sweep={"model.temperature": [0.7, 1.5]})
+    check_against_simulation(cfg, "categorical_temperature")
+
+
+def test_categorical_luce_curated_law():
+    cfg = config(CAT, {"family": "categorical"}, {"generations": 3, "n": 6}, ["tv", "simpson_diversity",
+                 "expected_reward"], curation={"rule": "luce", "K": 3, "beta": 1.0,
+                                               "reward": {"kind": "table", "values": [0.0, 1.0, 2.0]}})
+    check_against_simulation(cfg, "categorical_luce")
+
+
+def test_no_closed_form_gives_none_and_nan_points():
+    cfg = config(GAUSS, {"family": "gaussian"}, {"generations": 3, "n": 6, "regime": "accumulate_subsample"},
+                 ["trace_ratio"])
+    assert predict(cfg) is None and predictions(cfg) is None
+    assert predict(cfg.set("model", {"family": "kde", "bandwidth_rule": "scott"})) is None
+    mixed = config(GAUSS, {"family": "gaussian"}, {"generations": 3, "n": 6}, ["trace_ratio", "w2"],
+                   sweep={"loop.regime": ["replace", "accumulate_subsample"], "model.sampling_bias": [0.5, 1.0]})
+    th = predictions(mixed)
+    assert list(th.data_vars) == ["trace_ratio"] and th["trace_ratio"].dims == ("regime", "sampling_bias", "generation")
+    assert np.all(np.isnan(th["trace_ratio"].sel(regime="accumulate_subsample")))
+    assert th["trace_ratio"].sel(regime="replace", sampling_bias=0.5).values[1] == pytest.approx(0.5 * (5 / 6) ** 2)
