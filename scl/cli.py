@@ -152,14 +152,17 @@ def _finish(ds, cfg, out: Path, overwrite: bool = False) -> int:
     from scl.checkpoint import prune_finished
 
     prune_finished(out, cfg)      # unless checkpoint.keep_after_finish
-    figures = plot_all(ds, out)
+    from scl.summary import theory_for
+
+    theory = theory_for(ds)       # closed-form predictions (None: none known, or metrics.theory false)
+    figures = plot_all(ds, out, theory=theory)
     if overwrite:
         new = {Path(f).name for f in figures}
         for pattern in FIGURE_PATTERNS:
             for old in out.glob(pattern):
                 if old.name not in new:
                     old.unlink(missing_ok=True)
-    text = summarize(ds)
+    text = summarize(ds, theory=theory)
     write_text(out / "summary.txt", text + "\n")
     print(text)
     print(f"results: {path}")

@@ -78,6 +78,8 @@ class MetricsConfig:
     projections: int = static(64, "random directions for sliced Wasserstein", ge=1)
     mmd_bandwidth: float = static(1.0, "Gaussian-kernel bandwidth for mmd", gt=0.0)
     sinkhorn_epsilon: float = static(0.05, "entropic regularisation for sinkhorn (ott-jax)", gt=0.0)
+    theory: bool = static(True, "closed-form predictions (scl.theory), where known: dashed on the curves "
+                          "figure, predicted vs simulated (z-score) in the summary")
     mode_share: float = static(0.02, "modes_covered: a true mode counts when it holds at least this "
                                "share of the model's samples", gt=0.0, le=1.0)
 
@@ -300,6 +302,7 @@ def structure_key(cfg: "Config") -> str:
     for k in ("sweep", "seeds", "seed", "name", "checkpoint"):
         d.pop(k, None)
     d.get("run", {}).pop("progress", None)
+    d.get("metrics", {}).pop("theory", None)        # what is drawn and printed, not computed
     return repr(d)
 def _named_callables(d):
     """Replace Python callables (custom rewards, maps) by their import path 'module:qualname'."""

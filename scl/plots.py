@@ -73,9 +73,29 @@ def phase_diagram(ds: xr.Dataset, metric: str | None = None, axis: str | None = 
     return fig
 
 
-def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = None, path=None):
+def _theory_line(ax, theory, metric, axis, v, gens, colour, label):
+    """Draw ``theory[metric]`` (scl.theory.predictions) dashed in ``colour`` at ``axis`` = v, the
+    other sweep dims at their first value (as :func:`_reduce_other`); True when drawn."""
+    if theory is None or metric not in theory.data_vars:
+        return False
+    th = theory[metric]
+    try:
+        th = th.sel({d: th[d].values[0] for d in th.dims if d not in ("generation", axis)})
+        th = th.sel({axis: v}) if axis else th
+        y = th.sel(generation=gens).values
+    except (KeyError, ValueError):
+        return False
+    if not np.any(np.isfinite(y)):
+        return False
+    ax.plot(gens, y, color=colour, lw=1.2, ls="--", label="theory" if label else "_nolegend_")
+    return True
+
+
+def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = None, path=None,
+           theory: xr.Dataset | None = None):
     """Metric versus generation, one line per value of ``axis``: median over seeds with the
-    25-75% band. One panel per metric."""
+    25-75% band. One panel per metric. ``theory``: closed-form expected values
+    (scl.theory.predictions) drawn dashed in each band's colour, labelled "theory" once."""
     metrics = metrics or list(ds.data_vars)
     dims = sweep_dims(ds)
     axis = axis or (dims[0] if dims else None)
@@ -85,6 +105,7 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
     axes = fig.subplots(rows, cols, squeeze=False)
     gens = ds["generation"].values
     cmap = matplotlib.colormaps["viridis"]
+    theory_drawn = False
     for ax, metric in zip(axes.flat, metrics):
         da, desc = _reduce_other(ds[metric], [axis] if axis else [])
         values = da[axis].values if axis else [None]
@@ -94,6 +115,7 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
             colour = cmap(i / max(1, len(values) - 1))
             ax.plot(gens, q[1], color=colour, lw=1.4, label=f"{axis}={v:g}" if axis and isinstance(v, (float, np.floating, int, np.integer)) else (f"{axis}={v}" if axis else None))
             ax.fill_between(gens, q[0], q[2], color=colour, alpha=0.15, lw=0)
+            theory_drawn |= _theory_line(ax, theory, metric, axis, v, gens, colour, not theory_drawn)
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel("generation")
         finite = np.asarray(da.values)[np.isfinite(da.values)]
@@ -102,6 +124,9 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
+    if theory_drawn and "theory" not in labels:      # first drawn on a later panel
+        found = [(h, lab) for a in axes.flat for h, lab in zip(*a.get_legend_handles_labels()) if lab == "theory"]
+        handles, labels = handles + [found[0][0]], labels + ["theory"]
     if labels:
         fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
         fig.tight_layout(rect=(0, 0, 0.86, 1))
@@ -190,16 +215,22 @@ def final_heatmap(ds: xr.Dataset, metric: str, x: str | None = None, y: str | No
     return fig
 
 
-def plot_all(ds: xr.Dataset, out_dir) -> list[Path]:
-    """Write every standard figure of a results Dataset into ``out_dir``; return the paths."""
+def plot_all(ds: xr.Dataset, out_dir, theory="auto") -> list[Path]:
+    """Write every standard figure of a results Dataset into ``out_dir``; return the paths.
+    ``theory``: predictions overlaid on the curves ("auto": from the config in ``ds.attrs``,
+    unless its ``metrics.theory`` is false; None: none)."""
+    if isinstance(theory, str):
+        from scl.summary import theory_for
+
+        theory = theory_for(ds)
     with np.errstate(invalid="ignore", divide="ignore"):       # inf/NaN metrics: flagged by the run
-        return _plot_all(ds, Path(out_dir))
+        return _plot_all(ds, Path(out_dir), theory)
 
 
-def _plot_all(ds: xr.Dataset, out_dir: Path) -> list[Path]:
+def _plot_all(ds: xr.Dataset, out_dir: Path, theory=None) -> list[Path]:
     paths = [out_dir / "phase_diagram.png", out_dir / "curves.png"]
     phase_diagram(ds, path=paths[0])
-    curves(ds, path=paths[1])
+    curves(ds, path=paths[1], theory=theory)
     if _mode_mass_names(ds):
         paths.append(out_dir / "mode_mass.png")
         mode_masses(ds, path=paths[-1])

@@ -134,3 +134,57 @@ def test_no_closed_form_gives_none_and_nan_points():
     assert list(th.data_vars) == ["trace_ratio"] and th["trace_ratio"].dims == ("regime", "sampling_bias", "generation")
     assert np.all(np.isnan(th["trace_ratio"].sel(regime="accumulate_subsample")))
     assert th["trace_ratio"].sel(regime="replace", sampling_bias=0.5).values[1] == pytest.approx(0.5 * (5 / 6) ** 2)
+
+
+# ------------------------------------------------------------------ overlays (no simulation: a made-up Dataset)
+
+def fake_results(theory_on=True, offset=0.0, seeds=400):
+    """A results-like Dataset whose metrics are the prediction + N(0, 0.1^2) noise (+ offset)."""
+    import xarray as xr
+
+    cfg = config(GAUSS, {"family": "gaussian"}, {"generations": 3, "n": 8}, ["trace_ratio", "w2"],
+                 seeds=seeds, sweep={"model.sampling_bias": [0.5, 1.0]}).set("metrics.theory", theory_on)
+    th = predictions(cfg.set("metrics.theory", True))
+    rng = np.random.default_rng(0)
+    values = th["trace_ratio"].values[:, None, :] + offset + 0.1 * rng.standard_normal((2, seeds, 4))
+    dims = ("sampling_bias", "seed", "generation")
+    coords = {"sampling_bias": [0.5, 1.0], "seed": np.arange(seeds), "generation": np.arange(4)}
+    ds = xr.Dataset({"trace_ratio": (dims, values), "w2": (dims, np.abs(values))}, coords=coords)
+    ds.attrs.update(config=cfg.to_yaml(), name="fake")
+    return ds, th
+
+
+def test_curves_draw_the_prediction_dashed_in_each_band_colour():
+    from scl.plots import curves
+
+    ds, th = fake_results()
+    fig = curves(ds, theory=th)
+    ax = fig.axes[0]                                               # trace_ratio
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    solid = [line for line in ax.lines if line.get_linestyle() == "-"]
+    assert len(dashed) == 2
+    for line, b, band in zip(dashed, [0.5, 1.0], solid):
+        np.testing.assert_allclose(line.get_ydata(), th["trace_ratio"].sel(sampling_bias=b).values)
+        assert line.get_color() == band.get_color()
+    assert not [line for line in fig.axes[1].lines if line.get_linestyle() == "--"]   # w2: no closed form
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend.count("theory") == 1
+    assert not [line for line in curves(ds).axes[0].lines if line.get_linestyle() == "--"]
+
+
+def test_summary_prints_z_scores_and_flags_and_metrics_theory_false_removes_both():
+    from scl.summary import summarize, theory_for
+
+    ds, th = fake_results()
+    text = summarize(ds, "trace_ratio")
+    assert "theory at generation 3: trace_ratio predicted vs simulated" in text
+    line = next(row for row in text.splitlines() if row.strip().startswith("sampling_bias=0.5") and " vs " in row)
+    z = float(line.split("z =")[1].split()[0])
+    sim = ds.trace_ratio.sel(sampling_bias=0.5, generation=3)
+    expected = (float(sim.mean()) - float(th.trace_ratio.sel(sampling_bias=0.5, generation=3))) / \
+        (float(sim.std(ddof=1)) / np.sqrt(sim.sizes["seed"]))
+    assert z == pytest.approx(expected, abs=0.01) and abs(z) < 4 and "!!" not in text
+    assert "!! |z| > 4" in summarize(fake_results(offset=0.1)[0], "trace_ratio")
+    off, _ = fake_results(theory_on=False)
+    assert theory_for(off) is None
+    assert "theory at generation" not in summarize(off, "trace_ratio")
