@@ -40,5 +40,7 @@ def predict_categorical_luce(cfg):
         out = values(p, q)
         out["expected_reward"] = np.stack([sampler_law(cfg.model, row) for row in p]) @ reward
         return out
-    return run_chain(p0, n, cfg.loop.generations, float(cfg.model.smoothing),
-                     lambda p: exact_luce_law(sampler_law(cfg.model, p), reward, K, beta), with_reward)
+    def kept_law(p):
+        with np.errstate(divide="ignore"):           # log 0 of a lost category (its terms are 0)
+            return exact_luce_law(sampler_law(cfg.model, p), reward, K, beta)
+    return run_chain(p0, n, cfg.loop.generations, float(cfg.model.smoothing), kept_law, with_reward)

@@ -12,7 +12,6 @@ from itertools import combinations
 from math import comb
 
 import numpy as np
-from scipy.special import gammaln
 
 MAX_STATES = 3000
 
@@ -31,10 +30,12 @@ def chain_size(n: int, k: int) -> int:
 
 def multinomial_log_pmf(states: np.ndarray, q: np.ndarray) -> np.ndarray:
     """[R, S]: log Mult(states[s]; n, q[r]) for q [R, k] and states [S, k]."""
+    from scipy.special import gammaln
+
     n = states[0].sum()
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         logq = np.log(q)                                                   # [R, k]
-    lin = np.where(states[None, :, :] > 0, states[None] * logq[:, None, :], 0.0).sum(-1)
+        lin = np.where(states[None, :, :] > 0, states[None] * logq[:, None, :], 0.0).sum(-1)
     return gammaln(n + 1) - gammaln(states + 1).sum(-1)[None] + lin
 
 

@@ -19,7 +19,6 @@ diag term) and E |mu_g - mu_0|^2 = tr(Sigma_0) (1 + g b) / n.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import digamma
 
 from scl.registry import register_theory
 from scl.theory.common import gaussian_setting, gaussian_truth, plain
@@ -30,6 +29,8 @@ def predict_gaussian_replace(cfg):
     setting = gaussian_setting(cfg, ("replace",))
     if setting is None or not plain(cfg):
         return None
+    from scipy.special import digamma
+
     n, G, d, tr0, estimator, b = setting
     cov0 = gaussian_truth(cfg)[1]
     g = np.arange(G + 1, dtype=np.float64)

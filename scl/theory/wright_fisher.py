@@ -17,7 +17,6 @@ predicted. Above n = 2000 only simpson_diversity is given (the chain's matrix gr
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import binom
 
 from scl.registry import register_theory
 from scl.theory.common import plain
@@ -40,6 +39,8 @@ def samples_as_fitted(model, k: int) -> bool:
 
 def marginal_chain(p0, n: int, G: int):
     """[G+1, k, n+1]: law of each category's count at generations 0..G."""
+    from scipy.stats import binom
+
     x = np.arange(n + 1)
     T = binom.pmf(x[None, :], n, x[:, None] / n)                    # [n+1, n+1] from x to y
     law = binom.pmf(x[None, :], n, p0[:, None])                     # [k, n+1]
