@@ -56,9 +56,10 @@ def test_gaussian_fresh_data_loop_and_stationary_value():
     from scl.theory.gaussian_fresh import fresh_recursion, fresh_stationary
 
     cfg = config(GAUSS, {"family": "gaussian"}, {"generations": 5, "n": 8, "regime": "fresh", "real_fraction": 0.5},
-                 ["trace_ratio", "mean_sqerr"], sweep={"loop.real_fraction": [0.0, 0.25, 0.5]},
+                 ["trace_ratio", "mean_sqerr", "logdet_ratio"], sweep={"loop.real_fraction": [0.0, 0.25, 0.5, 1.0]},
                  correction={"kind": "ideal", "gamma": 0.5})
-    check_against_simulation(cfg, "gaussian_fresh")
+    _, theory = check_against_simulation(cfg, "gaussian_fresh")
+    assert theory["logdet_ratio"].sel(real_fraction=1.0).notnull().all()     # all real: a fresh fit each time
     a, D = fresh_recursion(8, 2, 1 / 3, 400, "mle", 1.0)
     assert (a[-1], D[-1]) == pytest.approx(fresh_stationary(8, 2, 1 / 3, "mle"), rel=1e-9)
     assert fresh_recursion(8, 0, 0.0, 400, "mle", 1.0)[0][-1] < 1e-20    # no real rows: collapse
@@ -207,5 +208,7 @@ def test_predictions_equal_the_formulas_of_theory_md():
     product = np.cumprod([1 - 1 / (n * k ** 2) for k in t])
     np.testing.assert_allclose(acc["trace_ratio"], product)
     np.testing.assert_allclose(acc["mean_sqerr"], 1 - product)            # conservation
+    fresh_without_real = predict(gaussian_cfg(n=n, generations=G, regime="fresh", real_fraction=0.0))
+    assert all(np.allclose(fresh_without_real[k], mle[k]) for k in mle)
     known = predict(gaussian_cfg(n=n, generations=G, estimator="known_covariance"))
     np.testing.assert_allclose(known["mean_sqerr"], t / n)                 # the family's tested mean walk

@@ -8,7 +8,7 @@ exact_luce_law``, count vectors c of the K draws), so the next counts are Mult(n
 example, E p_1 = E_{c ~ Mult(n, p_0)} H(q(c / n)). Iterated on the count-vector chain
 (scl.theory.composition_chain): E tv, simpson_diversity, surviving_categories, the KLs (where
 finite) and expected_reward (E_model r = sum_i q_i r_i, the model's own samples) at every
-generation, for chains up to 3000 states.
+generation, for chains up to 1500 states.
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ training counts are Mult(n, q) with q = truncate(p^(1/tau) / sum p^(1/tau)) (top
 renormalised each time), so E p' = q when alpha = 0 and, for instance,
 E simpson_diversity' = 1 - (1 - 1/n) sum q^2 - 1/n. Iterating over the C(n+k-1, k-1) count
 vectors gives E tv, simpson_diversity, surviving_categories and the KLs (where finite) at every
-generation exactly; the chain is used up to 3000 states (else None).
+generation exactly; the chain is used up to 1500 states (else None).
 """
 from __future__ import annotations
 

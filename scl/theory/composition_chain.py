@@ -13,7 +13,7 @@ from math import comb
 
 import numpy as np
 
-MAX_STATES = 3000
+MAX_STATES = 1500
 
 
 def compositions(n: int, k: int) -> np.ndarray:

@@ -15,7 +15,9 @@ D = E|mu - mu_0|^2 / tr Sigma_0):
 
 Exact at every finite g (linear in first moments). The stationary point solves the 2x2 linear
 system (a*, D*) = (a', D')(a*, D*) (``fresh_stationary``); with no real rows (k = 0, rho = 0)
-it is the collapse a* = 0 (mle). log det has no closed form here.
+it is the collapse a* = 0 (mle). log det is given where the training set is all model rows
+(k = 0, no correction: the replace closed form, scl.theory.gaussian_replace) or all real rows
+(k = n: a fresh fit every generation, E logdet_ratio = sum_{j<d} psi((n-1-j)/2) + d log(2/c)).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import numpy as np
 
 from scl.registry import register_theory
 from scl.theory.common import gaussian_setting, ideal_correction
+from scl.theory.gaussian_replace import diag_term, logdet_step, replace_closed_form
 
 
 def _fresh_matrix(n: int, k: int, rho: float, estimator: str, b: float):
@@ -65,8 +68,15 @@ def predict_gaussian_fresh(cfg):
     if setting is None or gamma is None:
         return None
     n, G, d, tr0, estimator, b = setting
-    if estimator == "known_covariance" or (cfg.loop.regime == "replace" and gamma == 0.0):
+    if cfg.loop.regime == "replace" and gamma == 0.0:
+        return None                              # gaussian_replace
+    if estimator == "known_covariance":
         return None
-    k = int(np.round(cfg.loop.real_fraction * n)) if cfg.loop.regime == "fresh" else 0
+    k = int(np.round(np.float32(cfg.loop.real_fraction) * n)) if cfg.loop.regime == "fresh" else 0
+    if k == 0 and gamma == 0.0:
+        return replace_closed_form(cfg)          # no real rows: the replace loop, log det included
     a, D = fresh_recursion(n, k, gamma / (1 + gamma), G, estimator, b)
-    return {"trace_ratio": a, "mean_sqerr": tr0 * D}
+    out = {"trace_ratio": a, "mean_sqerr": tr0 * D}
+    if k == n:                                   # every generation a fresh fit on n real rows
+        out["logdet_ratio"] = np.full(G + 1, logdet_step(cfg, n, d, estimator) + diag_term(cfg))
+    return out

@@ -24,28 +24,42 @@ from scl.registry import register_theory
 from scl.theory.common import gaussian_setting, gaussian_truth, plain
 
 
-@register_theory("gaussian_replace", "Gaussian fit, replace: E Sigma_t, E log det Sigma_t, E|mu_t - mu_0|^2")
-def predict_gaussian_replace(cfg):
-    setting = gaussian_setting(cfg, ("replace",))
-    if setting is None or not plain(cfg):
-        return None
+def logdet_step(cfg, n: int, d: int, estimator: str) -> float:
+    """E log det of a fit on n i.i.d. rows minus log det of their covariance (plus the diag term
+    sum_j log Sigma_0,jj - log det Sigma_0 of a diagonal fit, for the first such fit)."""
     from scipy.special import digamma
 
-    n, G, d, tr0, estimator, b = setting
+    c = n if estimator == "mle" else n - 1
+    js = np.zeros(d) if cfg.model.covariance == "diag" else np.arange(d)
+    return float(np.sum(digamma((n - 1 - js) / 2.0)) + d * np.log(2.0 / c))
+
+
+def diag_term(cfg) -> float:
     cov0 = gaussian_truth(cfg)[1]
+    if cfg.model.covariance != "diag":
+        return 0.0
+    return float(np.sum(np.log(np.diag(cov0))) - np.linalg.slogdet(cov0)[1])
+
+
+def replace_closed_form(cfg) -> dict:
+    """The closed forms above for a Gaussian setting whose every generation g >= 1 trains on n
+    rows of model g-1 (``replace``, or ``fresh`` with no real rows)."""
+    n, G, d, tr0, estimator, b = gaussian_setting(cfg, (cfg.loop.regime,))
     g = np.arange(G + 1, dtype=np.float64)
     t = g + 1
-    diag = cfg.model.covariance == "diag"
-    diag_term = float(np.sum(np.log(np.diag(cov0))) - np.linalg.slogdet(cov0)[1]) if diag else 0.0
     if estimator == "known_covariance":
-        return {"trace_ratio": np.ones(G + 1), "logdet_ratio": np.full(G + 1, diag_term),
-                     "mean_sqerr": tr0 * (1 + g * b) / n}
-    c = n if estimator == "mle" else n - 1
-    r = (n - 1) / c
-    js = np.zeros(d) if diag else np.arange(d)
-    step = float(np.sum(digamma((n - 1 - js) / 2.0)) + d * np.log(2.0 / c))
+        return {"trace_ratio": np.ones(G + 1), "logdet_ratio": np.full(G + 1, diag_term(cfg)),
+                "mean_sqerr": tr0 * (1 + g * b) / n}
+    r = (n - 1) / (n if estimator == "mle" else n - 1)
     return {
         "trace_ratio": r ** t * b ** g,
-        "logdet_ratio": t * step + g * d * np.log(b) + diag_term,
+        "logdet_ratio": t * logdet_step(cfg, n, d, estimator) + g * d * np.log(b) + diag_term(cfg),
         "mean_sqerr": tr0 / n * np.cumsum((b * r) ** g),
     }
+
+
+@register_theory("gaussian_replace", "Gaussian fit, replace: E Sigma_t, E log det Sigma_t, E|mu_t - mu_0|^2")
+def predict_gaussian_replace(cfg):
+    if gaussian_setting(cfg, ("replace",)) is None or not plain(cfg):
+        return None
+    return replace_closed_form(cfg)

@@ -12,7 +12,7 @@ With t = g + 1:
     fixation: category i ends alone with probability p_i (E p_g = p_0); E surviving -> 1.
 
 kl_data_model is +inf in expectation (a category is lost with positive probability) and not
-predicted. Above n = 2000 only simpson_diversity is given (the chain's matrix grows as n^2).
+predicted. Beyond k (n+1)^2 (G+1) = 2e8 operations only simpson_diversity is given.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import numpy as np
 from scl.registry import register_theory
 from scl.theory.common import plain
 
-MAX_N = 2000
+MAX_WORK = 2e8      # k (n+1)^2 G multiply-adds of the per-category chains
 
 
 def categorical_probs(cfg):
@@ -62,7 +62,7 @@ def predict_wright_fisher(cfg):
     n, G = cfg.loop.n, cfg.loop.generations
     t = np.arange(1, G + 2, dtype=np.float64)
     out = {"simpson_diversity": (1 - np.sum(p0 ** 2)) * (1 - 1 / n) ** t}
-    if n > MAX_N:
+    if len(p0) * (n + 1) ** 2 * (G + 1) > MAX_WORK:
         return out
     law = marginal_chain(p0, n, G)                                  # [G+1, k, n+1]
     q = np.arange(n + 1) / n
