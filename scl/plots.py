@@ -124,9 +124,10 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
     for ax in list(axes.flat)[len(metrics):]:
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    if theory_drawn and "theory" not in labels:      # first drawn on a later panel
-        found = [(h, lab) for a in axes.flat for h, lab in zip(*a.get_legend_handles_labels()) if lab == "theory"]
-        handles, labels = handles + [found[0][0]], labels + ["theory"]
+    if theory_drawn:                                  # "theory" last, wherever it was first drawn
+        found = [h for a in axes.flat for h, lab in zip(*a.get_legend_handles_labels()) if lab == "theory"]
+        keep = [i for i, lab in enumerate(labels) if lab != "theory"]
+        handles, labels = [handles[i] for i in keep] + found[:1], [labels[i] for i in keep] + ["theory"]
     if labels:
         fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
         fig.tight_layout(rect=(0, 0, 0.86, 1))
