@@ -10,7 +10,6 @@ generation exactly; the chain is used up to 1500 states (else None).
 """
 from __future__ import annotations
 
-import numpy as np
 
 from scl.registry import register_theory
 from scl.theory.common import plain
