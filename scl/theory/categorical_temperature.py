@@ -10,7 +10,6 @@ generation exactly; the chain is used up to 1500 states (else None).
 """
 from __future__ import annotations
 
-
 from scl.registry import register_theory
 from scl.theory.common import plain
 from scl.theory.composition_chain import MAX_STATES, categorical_values, chain_size, run_chain, sampler_law
