@@ -64,7 +64,11 @@ def theory_for(ds: xr.Dataset):
         return None
     from scl.theory import predictions
 
-    return predictions(cfg)
+    try:
+        return predictions(cfg)
+    except Exception as e:  # noqa: BLE001 - a failing predictor must not lose a finished run's figures
+        warnings.warn(f"theory: no predictions drawn ({type(e).__name__}: {e})", stacklevel=2)
+        return None
 
 
 def theory_lines(ds: xr.Dataset, theory, metric: str) -> list[str]:
