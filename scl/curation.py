@@ -124,6 +124,9 @@ class TiltCuration(_WithReward):
         if self.method == "exact" and getattr(self.reward, "quadratic_form", None) is None:
             raise ConfigError("curation.method", f"'exact' needs a linear or quadratic reward, got "
                               f"kind {self.reward.name!r} (use method: resample or auto)")
+        if self.method == "exact" and not getattr(cfg.model, "samples_gaussian", False):
+            raise ConfigError("curation.method", f"'exact' needs a family that samples a Gaussian, got "
+                              f"model.family {cfg.model.name!r} (use method: resample or auto)")
 
 
 def tilted_gaussian(mean, root, A, b, beta):

@@ -160,5 +160,7 @@ def test_predictor_covers_only_its_setting():
 def test_exact_method_refuses_what_it_cannot_tilt():
     with pytest.raises(ConfigError, match="curation.method"):
         loop_cfg(1.0, seeds=1, method="exact", reward={"kind": "distance", "target": [0.0, 0.0]})
+    with pytest.raises(ConfigError, match="curation.method.*kde"):
+        loop_cfg(1.0, seeds=1, method="exact").set("model", {"family": "kde"})
     with pytest.raises(ConfigError, match="curation.beta"):
         loop_cfg(-1.0, seeds=1)

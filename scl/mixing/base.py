@@ -88,7 +88,9 @@ def source_weights(w, real, knobs):
     real [N] bool marking the real rows. With s set (``knobs["real_weight_set"]`` = 1), the real
     rows present share the total weight s * N_p and the synthetic ones (1 - s) * N_p, whatever
     their counts (N_p = sum(w), so a family's row count stays the rows present; a source with no
-    row present leaves its share to the other); unset: w unchanged (weights by row count)."""
+    row present leaves its share to the other); unset (or knobs without it): w unchanged."""
+    if "real_weight_set" not in knobs:          # a caller building knobs by hand
+        return w
     total = jnp.sum(w)
     n_real = jnp.sum(jnp.where(real, w, 0.0))
     n_syn = total - n_real
@@ -101,6 +103,8 @@ def source_weights(w, real, knobs):
 def combine_sources(real, syn, knobs):
     """The statistics form of :func:`source_weights`: Moments of real rows ``real`` and synthetic
     rows ``syn`` combined, reweighted to the shares of ``loop.real_weight`` when it is set."""
+    if "real_weight_set" not in knobs:
+        return moments.combine(real, syn)
     weighted = moments.combine_shares(real, syn, knobs["real_weight"])
     plain = moments.combine(real, syn)
     return tree_map(lambda u, v: jnp.where(knobs["real_weight_set"] > 0, u, v), weighted, plain)
