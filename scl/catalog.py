@@ -34,3 +34,5 @@ import scl.metrics.samples  # noqa: F401
 import scl.metrics.classical  # noqa: F401
 import scl.metrics.reward  # noqa: F401
 import scl.metrics.training  # noqa: F401
+# theory (closed-form predictors, scl.theory)
+import scl.theory.tilt  # noqa: F401
