@@ -45,3 +45,4 @@ import scl.theory.regression  # noqa: F401
 import scl.theory.wright_fisher  # noqa: F401
 import scl.theory.categorical_temperature  # noqa: F401
 import scl.theory.categorical_luce  # noqa: F401
+import scl.theory.tilt  # noqa: F401

@@ -40,6 +40,9 @@ class LoopConfig:
     real_fraction: Optional[float] = knob(
         None, "share of real rows in each generation's training set (fresh, fixed_real)", ge=0.0, le=1.0)
     lam: Optional[float] = knob(None, "fixed_real: #synthetic / #real (Bertrand et al. lambda)", ge=0.0)
+    real_weight: Optional[float] = knob(
+        None, "share of the training weight on the real rows, 1 - share on the synthetic ones, "
+        "whatever their counts (regimes mixing both); null: every row weight 1", ge=0.0, le=1.0)
 
     def validate(self, path):
         entry = registry.REGIMES.get(self.regime)
@@ -49,6 +52,10 @@ class LoopConfig:
         check = entry.traits.get("check")
         if check is not None:
             check(self, path)
+        if self.real_weight is not None and not entry.traits.get("real_rows"):
+            have = [name for name, e in registry.REGIMES.items() if e.traits.get("real_rows")]
+            raise ConfigError(_join(path, "real_weight"), f"regime {self.regime!r} trains on no real rows; "
+                              f"real_weight needs one of {', '.join(have)}")
 
     @property
     def synthetic_rows(self) -> int:
@@ -66,7 +73,7 @@ class LoopConfig:
         return 0.0 if not f else (1.0 - f) / f
 
     def derived_knobs(self) -> dict:
-        return {"lam": self.lam_value}
+        return {"lam": self.lam_value, "real_weight_set": float(self.real_weight is not None)}
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,10 @@ class Config:
         for section in (self.model, self.curation, self.correction):
             if hasattr(section, "check"):
                 section.check(self)
+        if self.loop.real_weight is not None and not getattr(self.model, "row_weights", False):
+            have = [name for name, e in registry.FAMILIES.items() if getattr(e.options, "row_weights", False)]
+            raise ConfigError("loop.real_weight", f"model.family {self.model.name!r} trains on its rows "
+                              f"unweighted; real_weight needs a family whose fit reads row weights: {', '.join(have)}")
         self._check_sweep()
 
     def _check_sweep(self):

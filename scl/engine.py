@@ -47,9 +47,9 @@ def generation_keys(root_key, t):
     return dict(zip(KEY_NAMES, jax.random.split(jax.random.fold_in(root_key, t), len(KEY_NAMES))))
 
 
-def stage_chain(cfg, source, rows: int):
+def stage_chain(cfg, source, rows: int, family=None):
     """The config's stages chained (curation, then correction), and the keys they use."""
-    ctx = StageContext(source, cfg.truth, rows, cfg.loop.n)
+    ctx = StageContext(source, cfg.truth, rows, cfg.loop.n, family)
     named = [(section, table[getattr(cfg, section).name].make(getattr(cfg, section), ctx))
              for section, table, _ in STAGE_SECTIONS if getattr(cfg, section, None) is not None]
     key_names = {section: key for section, _, key in STAGE_SECTIONS}
@@ -136,7 +136,7 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
     regime = make_regime(loop, RegimeContext(loop.n, loop.synthetic_rows, loop.generations,
                                              max(lam_max, loop.lam_value), source))
     mixer = regime.rows
-    stages, stage_keys, stage_init_keys = stage_chain(cfg, source, mixer.synthetic_rows)
+    stages, stage_keys, stage_init_keys = stage_chain(cfg, source, mixer.synthetic_rows, family)
     metric_fns = make_metrics(MetricContext(family, source, cfg.metrics, cfg))
     probe = make_probe(family, source, cfg.metrics.samples, needs_of(cfg.metrics.names, METRICS))
     statistics = regime.statistics if uses_statistics(cfg, family, regime) else None
@@ -180,7 +180,10 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
             return step_statistics(state, root_key, knobs, t)
         k = generation_keys(root_key, t)
         count = mixer.synthetic_rows * stages.candidates_per_row
-        candidates = family.sample(k["sample"], state.model, count, knobs["model"])
+        if stages.sample is not None:       # a stage drawing its own rows from the model (exact tilt)
+            candidates = stages.sample(k["sample"], state.model, count, knobs)
+        else:
+            candidates = family.sample(k["sample"], state.model, count, knobs["model"])
         stage_states, syn, w_syn = stages.apply(stage_keys(k), state.stages, candidates,
                                                 jnp.ones((count,), jnp.float32), knobs)
         fresh = source.sample(k["real"], mixer.fresh_real_rows) if mixer.fresh_real_rows else None
