@@ -15,7 +15,10 @@ from scl import registry
 
 def predict(cfg) -> dict | None:
     """{metric: np.ndarray [G+1]} from the first registered predictor that covers ``cfg`` (one
-    point of a sweep: every knob fixed), or None when no closed form is known."""
+    point of a sweep: every knob fixed), or None when no closed form is known. Per-source loss
+    weights (``loop.real_weight``) change every mixing law, and no predictor models them yet."""
+    if _unmodelled(cfg):
+        return None
     for entry in registry.THEORIES.values():
         out = entry.make(cfg)
         if out is not None:
@@ -25,10 +28,17 @@ def predict(cfg) -> dict | None:
 
 def predictor_name(cfg) -> str | None:
     """The name of the registered predictor that ``predict(cfg)`` uses (None: no closed form)."""
+    if _unmodelled(cfg):
+        return None
     for name, entry in registry.THEORIES.items():
         if entry.make(cfg) is not None:
             return name
     return None
+
+
+def _unmodelled(cfg) -> bool:
+    """Settings no predictor accounts for: per-source loss weights."""
+    return getattr(cfg.loop, "real_weight", None) is not None
 
 
 def _coord(values):
