@@ -56,12 +56,12 @@ print("jax", jax.__version__, "| backend", jax.default_backend(), "|", len(d), "
 for x in d: print("  ", x)'
 if [ "$MODE" = full ]; then
   step device 15 bash -c "$PY -c '$DEVICE_PY' && (command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv || true)"
-  step engine 90 "$PY" scripts/bench_engine.py --numpy-configs 32 --loop-configs 64 --summary "$RESULTS"
+  step engine 75 "$PY" scripts/bench_engine.py --numpy-configs 32 --loop-configs 64 --summary "$RESULTS"
   NEURAL=(--configs 64 --seq-configs 4 --widths 64,1024 --depth 2 --families flow,diffusion,flow_matching
           --flops-per-run 2e12 --max-steps 500 --repeats 3 --summary "$RESULTS")
-  step neural_fp32 120 "$PY" scripts/bench_neural.py "${NEURAL[@]}" --precisions fp32
-  step neural_bf16 120 "$PY" scripts/bench_neural.py "${NEURAL[@]}" --precisions bf16
-  step largest_sweep 105 env XLA_PYTHON_CLIENT_MEM_FRACTION=0.9 "$PY" scripts/bench_largest_sweep.py \
+  step neural_fp32 135 "$PY" scripts/bench_neural.py "${NEURAL[@]}" --precisions fp32
+  step neural_bf16 135 "$PY" scripts/bench_neural.py "${NEURAL[@]}" --precisions bf16
+  step largest_sweep 90 env XLA_PYTHON_CLIENT_MEM_FRACTION=0.9 "$PY" scripts/bench_largest_sweep.py \
     --start 65536 --cap 16777216 --generations 50 --max-seconds 20 --summary "$RESULTS"
 else
   step device 60 "$PY" -c "$DEVICE_PY"
@@ -69,9 +69,9 @@ else
     --skip-compile --summary "$RESULTS"
   NEURAL=(--configs 4 --widths 16 --depth 2 --families diffusion --max-steps 20 --repeats 1
           --peak-size 1024 --summary "$RESULTS")
-  step neural_fp32 120 "$PY" scripts/bench_neural.py "${NEURAL[@]}" --precisions fp32
-  step neural_bf16 120 "$PY" scripts/bench_neural.py "${NEURAL[@]}" --precisions bf16
-  step largest_sweep 120 "$PY" scripts/bench_largest_sweep.py --start 1024 --cap 4096 --generations 10 \
+  step neural_fp32 135 "$PY" scripts/bench_neural.py "${NEURAL[@]}" --precisions fp32
+  step neural_bf16 135 "$PY" scripts/bench_neural.py "${NEURAL[@]}" --precisions bf16
+  step largest_sweep 120 "$PY" scripts/bench_largest_sweep.py --start 1024 --cap 2048 --generations 10 \
     --max-seconds 10 --summary "$RESULTS"
 fi
 
