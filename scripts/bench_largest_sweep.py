@@ -5,7 +5,9 @@
 Grid: seeds x 16 real fractions (the bench_engine experiment: d = 2, n = 100, regime fresh, metric
 w2, model.draw auto). Starting from ``--start`` configurations, the seed count doubles until the
 run fails for memory (XLA RESOURCE_EXHAUSTED or a host MemoryError), the next size would pass
-``--cap`` configurations, or one run takes longer than ``--max-seconds``. Each size runs twice
+``--cap`` configurations, one run takes longer than ``--max-seconds``, or the next size would
+likely end after ``--budget-seconds`` (estimated as 2.5x the last size's compile + runs); a SIGTERM
+(``timeout``) stops it too, still reporting the largest size so far. Each size runs twice
 (scl.simulate: the first call compiles, the second is timed) and prints configurations x
 generations per second; the last line names the largest size that ran. The whole sweep is one
 program without ``run.config_batch_size``, so "fits" means the unbatched program fits.
@@ -13,6 +15,7 @@ program without ``run.config_batch_size``, so "fits" means the unbatched program
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 
 import numpy as np
@@ -45,8 +48,15 @@ def main():
     ap.add_argument("--cap", type=int, default=2 ** 24, help="stop before passing this many configurations")
     ap.add_argument("--generations", type=int, default=50)
     ap.add_argument("--max-seconds", type=float, default=60.0, help="stop doubling after a run this long")
+    ap.add_argument("--budget-seconds", type=float, default=float("inf"),
+                    help="do not start a size likely to end after this many seconds from the start")
     ap.add_argument("--summary", default=None, help="append the result as a tab-separated line to this file")
     a = ap.parse_args()
+    start = time.perf_counter()
+
+    def terminated(*_):
+        raise TimeoutError("SIGTERM")
+    signal.signal(signal.SIGTERM, terminated)
     scl.use_cpu_devices()
     import jax
 
@@ -65,6 +75,10 @@ def main():
             t0 = time.perf_counter()
             ds = scl.simulate(cfg)
             run = time.perf_counter() - t0
+        except TimeoutError:
+            print(f"{configs:>10} stopped by SIGTERM")
+            stop = "sigterm"
+            break
         except Exception as err:               # noqa: BLE001 - memory errors come as XlaRuntimeError
             if not out_of_memory(err):
                 raise
@@ -78,12 +92,16 @@ def main():
         if run > a.max_seconds:
             stop = "time"
             break
+        if time.perf_counter() - start + 2.5 * (first + run) > a.budget_seconds:
+            stop = "budget"
+            break
         configs *= 2
     if best is None:
         print("no size ran")
         return
     why = {"cap": f"next size over the cap {a.cap}", "memory": "next size ran out of memory",
-           "time": f"a run took over {a.max_seconds:g} s"}[stop]
+           "time": f"a run took over {a.max_seconds:g} s",
+           "budget": f"the next size would likely pass {a.budget_seconds:g} s", "sigterm": "SIGTERM"}[stop]
     print(f"largest sweep that ran: {best[0]} configurations x {a.generations} generations in "
           f"{best[1]:.2f} s = {best[2]:.3g} configurations x generations / s (stopped: {why})")
     if a.summary:

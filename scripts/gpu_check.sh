@@ -62,7 +62,7 @@ if [ "$MODE" = full ]; then
   step neural_fp32 135 "$PY" scripts/bench_neural.py "${NEURAL[@]}" --precisions fp32
   step neural_bf16 135 "$PY" scripts/bench_neural.py "${NEURAL[@]}" --precisions bf16
   step largest_sweep 90 env XLA_PYTHON_CLIENT_MEM_FRACTION=0.9 "$PY" scripts/bench_largest_sweep.py \
-    --start 65536 --cap 16777216 --generations 50 --max-seconds 20 --summary "$RESULTS"
+    --start 65536 --cap 16777216 --generations 50 --max-seconds 20 --budget-seconds 80 --summary "$RESULTS"
 else
   step device 60 "$PY" -c "$DEVICE_PY"
   step engine 120 "$PY" scripts/bench_engine.py --generations 50 --numpy-configs 16 --loop-configs 16 \
