@@ -10,9 +10,11 @@ bfloat16 (GEMMs accumulate in float32 inside), and the network's bfloat16 output
 so losses and samplers see float32 (and the backward pass is bf16 too: the cotangent is cast back
 to bfloat16 there). Parameters, gradients (after the cast back) and Adam state stay float32. Explicit
 operand dtypes were chosen over ``jax.default_matmul_precision``: that flag is a request on float32
-operands, which XLA's GPU backend honours as TF32 or float32, not bf16 (and TPUs already run float32
-matmuls as one bf16 pass by default), and it leaves activations in float32; a bf16 operand is
-unambiguous on every backend and visible in the jaxpr (tests/test_bf16.py checks it).
+operands; its level "bfloat16" is ``Precision.DEFAULT``, which GPUs run as TF32 (and TPUs already
+run float32 matmuls as one bf16 pass by default); a dot-algorithm preset (BF16_BF16_F32) would
+force bf16 passes, but not on every backend and JAX version, and either way activations stay
+float32 in memory. A bf16 operand is unambiguous on every backend, halves activation traffic, and
+is visible in the jaxpr (tests/test_bf16.py checks it).
 """
 from __future__ import annotations
 
