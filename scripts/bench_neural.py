@@ -19,7 +19,9 @@
        device kind        bf16    fp32 (non-tensor)   tf32
        H100 SXM / H200     989     67                  494
        H100 PCIe           756     51                  378
+       H100 NVL            835     60                  418
        A100                312     19.5                156
+       L40S / L40          362 / 181   91.6 / 90.5     183 / 90.5
        L4                  121     30.3                 60
        TPU v4 / v5e / v5p / v6e: 275 / 197 / 459 / 918 bf16 (fp32 matmuls run as bf16 passes)
 
@@ -54,8 +56,9 @@ from scl.families.networks import matmul_flops
 from scl.families.neural import OPTIMISER, standardisation, train, with_hyperparams
 
 # device_kind substring (first match wins) -> peak TFLOP/s (bf16, fp32 non-tensor, tf32), dense
-PEAKS = [("H100 PCIe", (756.0, 51.0, 378.0)), ("H100", (989.0, 67.0, 494.0)),
-         ("H200", (989.0, 67.0, 494.0)), ("A100", (312.0, 19.5, 156.0)), ("L4", (121.0, 30.3, 60.0)),
+PEAKS = [("H100 PCIe", (756.0, 51.0, 378.0)), ("H100 NVL", (835.0, 60.0, 418.0)),
+         ("H100", (989.0, 67.0, 494.0)), ("H200", (989.0, 67.0, 494.0)), ("A100", (312.0, 19.5, 156.0)),
+         ("L40S", (362.0, 91.6, 183.0)), ("L40", (181.0, 90.5, 90.5)), ("L4", (121.0, 30.3, 60.0)),
          ("TPU v4", (275.0, 275.0, None)), ("TPU v5 lite", (197.0, 197.0, None)),
          ("TPU v5e", (197.0, 197.0, None)), ("TPU v5", (459.0, 459.0, None)),
          ("TPU v6", (918.0, 918.0, None))]
