@@ -48,9 +48,12 @@ class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C: the run stopped after a chunk whose checkpoint is written."""
 
     def __init__(self, done: int, total: int, out_dir, label: str = ""):
+        from scl.distributed import is_multiprocess
+
         self.done, self.total, self.out_dir = done, total, Path(out_dir)
+        how = " --distributed (every process)" if is_multiprocess() else ""
         super().__init__(f"stopped after {done} of {total} generations{label}; checkpoint saved; "
-                         f"resume with: scl resume {out_dir}")
+                         f"resume with: scl resume {out_dir}{how}")
 
 
 def checksum(tree) -> int:
@@ -294,7 +297,9 @@ class VariantCheckpoint:
             self._state.save(t_end, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(host_states),
                 meta=ocp.args.JsonSave({"t": t_end, "crc": checksum(host_states)})))
-        if self.interrupt is not None and self.interrupt.requested and t_end <= self.generations:
+        from scl.distributed import stop_requested
+
+        if self.interrupt is not None and t_end <= self.generations and stop_requested(self.interrupt.requested):
             self.close()
             raise RunInterrupted(t_end - 1, self.generations, self.interrupt.out_dir, self.label)
 

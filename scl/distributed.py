@@ -161,3 +161,25 @@ def on_primary(name: str, fn: Callable):
     if kind == "other":
         raise RuntimeError(f"process 0 failed while preparing ({name}): {rest}")
     return rest if "\t" in status else None
+
+
+_saves = {"n": 0}                  # stop_requested calls so far (one per chunk, on every process)
+
+
+def stop_requested(requested: bool) -> bool:
+    """Whether the run stops after this chunk: ``requested`` (Ctrl-C on this process) on any
+    process, or a preemption notice (SIGTERM, e.g. ``scancel`` or a TPU preemption, caught by JAX's
+    preemption sync manager) on any process. Every process calls it once per chunk and gets the
+    same answer, so all stop after the same chunk. In one process: ``requested``."""
+    if not is_multiprocess():
+        return requested
+    import numpy as np
+    from jax.experimental import multihost_utils
+
+    _saves["n"] += 1
+    try:
+        preempted = multihost_utils.reached_preemption_sync_point(_saves["n"])
+    except Exception:  # noqa: BLE001 - no preemption sync manager in this runtime
+        preempted = False
+    flags = multihost_utils.process_allgather(np.array([requested or preempted], np.bool_))
+    return bool(np.asarray(flags).any())

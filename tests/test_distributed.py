@@ -148,3 +148,23 @@ def test_killed_process_then_resume_of_both_gives_the_uninterrupted_results(tmp_
     assert (rc0, rc1) == (0, 0), err0[-2000:] + err1[-2000:]
     _equal(scl.load_results(out), reference)
     assert {p: (history / p).stat().st_mtime_ns for p in before} == before     # resumed, not restarted
+
+
+@pytest.mark.slow
+def test_preemption_notice_to_one_process_stops_both_after_the_same_chunk(tmp_path, compile_cache):
+    """SIGTERM (scancel, TPU preemption) to process 0 only: JAX's preemption sync point, agreed
+    over both processes, stops both after one chunk, checkpoint saved, exit status 130."""
+    out = tmp_path / "out"
+    procs = _start_both(tmp_path, compile_cache, ["run", str(_cfg_file(tmp_path)), "-o", str(out),
+                                                  "--set", "loop.generations=90"])
+    state = out / "checkpoints" / "variant_000" / "state"
+    t0 = time.time()
+    while not (state / "4").is_dir() and time.time() - t0 < 240:
+        time.sleep(0.05)
+    procs[0].send_signal(signal.SIGTERM)
+    (rc0, _, err0), (rc1, _, err1) = _finish_both(procs)
+    assert (rc0, rc1) == (130, 130), err0[-2000:] + err1[-2000:]
+    stopped = [next(line for line in err.splitlines() if "stopped after" in line) for err in (err0, err1)]
+    assert stopped[0] == stopped[1] and "scl resume" in stopped[0] and "--distributed" in stopped[0]
+    done = int(stopped[0].split("stopped after ")[1].split()[0])
+    assert 3 <= done < 90 and (state / str(done + 1)).is_dir()
