@@ -68,8 +68,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_both(tmp_path, cache, args, kill_after=0):
-    """Start the 2 processes of one run: ``python WORKER <args> --distributed``."""
+def _start_both(tmp_path, cache, args, kill_after=0, script=None):
+    """Start the 2 processes of one run: ``python WORKER <args> --distributed --no-progress``, or
+    ``python -c script <args>`` ("{pid}" in an argument: the process id)."""
     worker = tmp_path / "worker.py"
     worker.write_text(WORKER)
     port = _free_port()
@@ -79,7 +80,9 @@ def _start_both(tmp_path, cache, args, kill_after=0):
                    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
                    SCL_COORDINATOR=f"localhost:{port}", SCL_NUM_PROCESSES="2", SCL_PROCESS_ID=str(pid),
                    KILL_AFTER_SAVES=str(kill_after))
-        procs.append(subprocess.Popen([sys.executable, str(worker), *args, "--distributed", "--no-progress"],
+        command = ["-c", script, *(str(a).format(pid=pid) for a in args)] if script else \
+            [str(worker), *args, "--distributed", "--no-progress"]
+        procs.append(subprocess.Popen([sys.executable, *command],
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     return procs
 
@@ -110,15 +113,18 @@ def _cfg_file(tmp_path) -> Path:
 
 
 def test_two_processes_give_the_results_of_one(tmp_path, reference, compile_cache):
+    """From Python: ``scl.simulate(cfg, out_dir=..., distributed=True)`` in both processes, one
+    chunk (results do not depend on the chunk size); each returns the whole Dataset."""
     out = tmp_path / "out"
-    (rc0, out0, err0), (rc1, out1, err1) = _finish_both(
-        _start_both(tmp_path, compile_cache, ["run", str(_cfg_file(tmp_path)), "-o", str(out),
-                                              "--set", "run.chunk_size=12"]))   # results do not depend on it
-    assert (rc0, rc1) == (0, 0), err0[-2000:] + err1[-2000:]
-    assert "results:" in out0 and "results:" not in out1        # process 0 alone writes and reports
-    _equal(scl.load_results(out), reference)
-    ds = scl.load_results(out)
-    assert ds["mean_sqerr"].sizes["seed"] == 5 and np.isfinite(ds["mean_sqerr"].values).all()
+    script = ("import sys, scl; ds = scl.simulate(sys.argv[1], ['run.chunk_size=12'], out_dir=sys.argv[2], "
+              "distributed=True); scl.save_results(ds, sys.argv[3])")
+    runs = _finish_both(_start_both(tmp_path, compile_cache, [_cfg_file(tmp_path), out, tmp_path / "ds{pid}"],
+                                    script=script))
+    assert [r[0] for r in runs] == [0, 0], runs[0][2][-2000:] + runs[1][2][-2000:]
+    for pid in (0, 1):
+        _equal(scl.load_results(tmp_path / f"ds{pid}"), reference)
+    state = out / "checkpoints" / "variant_000" / "state"
+    assert sorted(p.name for p in state.iterdir()) == ["1", "13"]           # gen 0, then the chunk
     assert not [p for p in out.rglob("*") if ".scl-tmp-" in p.name or "orbax-checkpoint-tmp" in p.name]
 
 
