@@ -154,6 +154,11 @@ def test_killed_process_then_resume_of_both_gives_the_uninterrupted_results(tmp_
     assert (rc0, rc1) == (0, 0), err0[-2000:] + err1[-2000:]
     _equal(scl.load_results(out), reference)
     assert {p: (history / p).stat().st_mtime_ns for p in before} == before     # resumed, not restarted
+    # process 0 refuses a run into a folder holding results; process 1 stops with its line (kv store)
+    refused = _finish_both(_start_both(tmp_path, compile_cache, ["run", str(cfg_path), "-o", str(out)]))
+    assert [r[0] for r in refused] == [2, 2]
+    lines = [r[2].strip().splitlines()[-1] for r in refused]
+    assert lines[0] == lines[1] and "already holds results" in lines[0], lines
 
 
 @pytest.mark.slow
