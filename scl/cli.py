@@ -99,24 +99,40 @@ def cmd_run(args) -> int:
     from scl.atomic import remove_stale
     from scl.budget import check_memory
     from scl.devices import check_cpu_devices
-    from scl.lock import folder_lock
+    from scl.distributed import on_primary
+    from scl.lock import run_lock
 
     check_cpu_devices(args.cpu_devices)
     cfg = load_config(args.config, args.set or [])
     check_memory(cfg)
     _split_cpu(args, cfg)
+    primary = _join(args)
     out = _out_dir(args, cfg)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", f"{out} exists and is not a folder")
-    with folder_lock(out, "--out"):
+
+    def prepare():                  # process 0 only in a --distributed run; the others share the outcome
         if (out / RESULTS_FILE).exists() and not args.overwrite:
             raise ConfigError("--out", f"{out} already holds results; pass --overwrite or choose another -o folder")
         remove_stale(out)
         if args.overwrite:
             remove(out)
+
+    with run_lock(out, "--out"):
+        on_primary("prepare", prepare)
         ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=args.resume,
-                      callbacks=_callbacks(args))
-        return _finish(ds, cfg, out, overwrite=args.overwrite)
+                      callbacks=_callbacks(args) if primary else [])
+        return _finish(ds, cfg, out, overwrite=args.overwrite) if primary else 0
+
+
+def _join(args) -> bool:
+    """``--distributed``: join JAX's distributed runtime (scl.distributed). True on the process
+    that writes results (process 0, or the only one)."""
+    from scl.distributed import initialize, is_primary
+
+    if getattr(args, "distributed", False):
+        initialize()
+    return is_primary()
 
 
 def _callbacks(args) -> list:
@@ -174,7 +190,8 @@ def _finish(ds, cfg, out: Path, overwrite: bool = False) -> int:
 def cmd_resume(args) -> int:
     from scl.atomic import remove_stale
     from scl.checkpoint import saved_config
-    from scl.lock import folder_lock
+    from scl.distributed import on_primary
+    from scl.lock import run_lock
     from scl.results import RESULTS_FILE, damage
     from scl.simulate import simulate
 
@@ -187,18 +204,25 @@ def cmd_resume(args) -> int:
     cfg = saved_config(out)
     check_memory(cfg)
     _split_cpu(args, cfg)
-    with folder_lock(out):
+    primary = _join(args)
+
+    def prepare() -> str:           # process 0 only in a --distributed run; "done": nothing to resume
         remove_stale(out)
         if (out / RESULTS_FILE).exists():
             why = damage(out / RESULTS_FILE)
             if why is None:
                 print(f"scl: nothing to resume: {out / RESULTS_FILE} holds the finished run")
-                return 0
+                return "done"
             print(f"scl: {out / RESULTS_FILE} is damaged ({why}); rebuilding it from the checkpoints",
                   file=sys.stderr)
+        return "resume"
+
+    with run_lock(out):
+        if on_primary("prepare", prepare) == "done":
+            return 0
         ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=True,
-                      callbacks=_callbacks(args))
-        return _finish(ds, cfg, out)
+                      callbacks=_callbacks(args) if primary else [])
+        return _finish(ds, cfg, out) if primary else 0
 
 
 def cmd_samples(args) -> int:
@@ -248,6 +272,15 @@ def _devices_option(parser):
                              "XLA_FLAGS sets the host device count)")
 
 
+def _distributed_option(parser):
+    parser.add_argument("--distributed", action="store_true",
+                        help="one process of a multi-process run (JAX's distributed runtime): start the same "
+                             "command on every process (srun, mpirun, a TPU pod's --worker=all, or with "
+                             "SCL_COORDINATOR=host:port, SCL_NUM_PROCESSES, SCL_PROCESS_ID set); the sweep "
+                             "shards over every process's devices, process 0 writes the results; OUT must "
+                             "be on a file system every process sees")
+
+
 def _tensorboard_option(parser):
     parser.add_argument("--tensorboard", metavar="DIR", default=None,
                         help="also log every metric (median over seeds, per sweep point) to TensorBoard "
@@ -271,12 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue an unfinished run of this config in the folder")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     _devices_option(r)
+    _distributed_option(r)
     _tensorboard_option(r)
     r.set_defaults(fn=cmd_run)
     rs = sub.add_parser("resume", help="continue an interrupted run from its latest checkpoint")
     rs.add_argument("out_dir", help="output folder of the interrupted run (holds checkpoints/)")
     rs.add_argument("--no-progress", action="store_true", help="no progress bar")
     _devices_option(rs)
+    _distributed_option(rs)
     _tensorboard_option(rs)
     rs.set_defaults(fn=cmd_resume)
     sm = sub.add_parser("samples", help="draw samples from a saved generation's models into a PNG")

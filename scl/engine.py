@@ -223,16 +223,27 @@ def flat_inputs(cfg):
 
 
 def shard_configs(tree, count: int):
-    """Spread the configuration axis (leading, size ``count``) over all local devices with
-    ``jax.sharding``; pads it to a multiple of the device count by repeating the last
-    configuration. Returns (tree, padded count); on one device the tree is unchanged."""
+    """Spread the configuration axis (leading, size ``count``) over every device of every process
+    (a global ``jax.sharding.Mesh``; in one process: its local devices); pads it to a multiple of
+    the device count by repeating the last configuration. ``tree``: the same host arrays on every
+    process; each puts its own slice on its devices. Returns (tree, padded count); on one device
+    the tree is unchanged."""
     devices = jax.devices()
     if len(devices) == 1:
         return tree, count
     padded = -(-count // len(devices)) * len(devices)
     if padded != count:
         tree = jax.tree_util.tree_map(
-            lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], padded - count, 0)]), tree)
+            lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], padded - count, 0)])
+            if jax.process_count() == 1 else
+            np.concatenate([np.asarray(a), np.repeat(np.asarray(a)[-1:], padded - count, 0)]), tree)
     mesh = jax.sharding.Mesh(np.array(devices), ("config",))
     spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("config"))
-    return jax.device_put(tree, spec), padded
+    if jax.process_count() == 1:
+        return jax.device_put(tree, spec), padded
+
+    def put(a):
+        host = np.asarray(a)
+        return jax.make_array_from_callback(host.shape, spec, lambda index: host[index])
+
+    return jax.tree_util.tree_map(put, tree), padded
