@@ -237,7 +237,7 @@ class Boundary:
         lines = [f"critical {self.knob} = {self.value:.6g}  bracket [{self.bracket[0]:.6g}, {self.bracket[1]:.6g}]"
                  f"  {self.level:.0%} seed interval [{self.interval[0]:.6g}, {self.interval[1]:.6g}]",
                  f"collapsing {self.collapsing_side} it; criterion: {self.metric} {self.criterion}",
-                 f"{len(self.rounds)} rounds, {self.evaluations} values x {self.seeds} seeds"]
+                 f"{len(self.rounds)} round{'s' * (len(self.rounds) != 1)}, {self.evaluations} values x {self.seeds} seeds"]
         lines += [f"round {i + 1}: {n} values in [{a:.6g}, {b:.6g}]" for i, (a, b, n) in enumerate(self.rounds)]
         return "\n".join(lines)
 

@@ -120,7 +120,7 @@ def test_refine_cli_prints_the_critical_value(tmp_path, capsys):
     bracket = [float(v) for v in out.split("bracket [")[1].split("]")[0].split(", ")]
     assert bracket[0] <= critical_fraction(COLLAPSE_TOL) <= bracket[1] and bracket[1] - bracket[0] <= 1 / 15 + 1e-6
     assert bracket[0] <= value <= bracket[1]        # one round (--rounds 1): the grid step of [0, 1] / 15
-    assert "round 1: 16 values in [0, 1]" in out and "collapsing below it" in out and "1 rounds" in out
+    assert "round 1: 16 values in [0, 1]" in out and "collapsing below it" in out and "1 round, 16 values" in out
 
 
 @pytest.mark.parametrize("argv, field", [
