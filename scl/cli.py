@@ -1,5 +1,5 @@
 """Command line: ``scl run CONFIG``, ``scl resume OUT_DIR``, ``scl plot OUT_DIR``, ``scl show OUT_DIR``,
-``scl samples OUT_DIR --generation G``.
+``scl samples OUT_DIR --generation G``, ``scl refine CONFIG --knob PATH --lo A --hi B --tol T``.
 
 Invalid input ends with one line ``scl: error: <field>: <what is allowed>`` and exit status 2.
 """
@@ -265,6 +265,23 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_refine(args) -> int:
+    from scl.budget import check_memory
+    from scl.config import load_config
+    from scl.devices import check_cpu_devices
+    from scl.phase import boundary
+
+    check_cpu_devices(args.cpu_devices)
+    cfg = load_config(args.config, args.set or [])
+    check_memory(cfg)
+    _split_cpu(args, cfg)
+    result = boundary(cfg, args.knob, args.lo, args.hi, args.tol, metric=args.metric,
+                      collapse_tol=args.collapse_tol, points=args.points, max_rounds=args.rounds,
+                      direction=args.direction, progress=not args.no_progress and cfg.run.progress)
+    print(result)
+    return 0
+
+
 def _devices_option(parser):
     parser.add_argument("--cpu-devices", type=int, default=None, metavar="N",
                         help="split the CPU into N XLA devices the sweep shards over (1 to 256; default: one per "
@@ -323,6 +340,24 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--seed", type=int, default=0, help="which seed's models to draw from")
     sm.add_argument("--output", "-o", default=None, help="PNG path (default OUT_DIR/samples_gen<g>.png)")
     sm.set_defaults(fn=cmd_samples)
+    rf = sub.add_parser("refine", help="locate the knob value where the loop turns from stable to collapsing")
+    rf.add_argument("config", help="YAML config file")
+    rf.add_argument("--knob", required=True, metavar="PATH", help="the knob to refine, e.g. loop.real_fraction")
+    rf.add_argument("--lo", type=float, required=True, help="lower end of the knob range searched")
+    rf.add_argument("--hi", type=float, required=True, help="upper end of the knob range searched")
+    rf.add_argument("--tol", type=float, required=True, help="precision wanted on the knob (bracket width)")
+    rf.add_argument("--metric", default=None, help="metric classified (default: the config's first with a "
+                                                   "known collapse direction)")
+    rf.add_argument("--collapse-tol", type=float, default=0.1,
+                    help="collapsing when last-half mean / generation 0 is beyond 1 +- this (default 0.1)")
+    rf.add_argument("--direction", choices=("up", "down"), default=None,
+                    help="bad direction of a metric scl does not know (up: collapse makes it grow)")
+    rf.add_argument("--points", type=int, default=16, help="knob values per round (one compiled call)")
+    rf.add_argument("--rounds", type=int, default=10, help="at most this many rounds")
+    rf.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    rf.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _devices_option(rf)
+    rf.set_defaults(fn=cmd_refine)
     pl = sub.add_parser("plot", help="redraw every figure from saved results")
     pl.add_argument("out_dir", help="output folder holding results.nc")
     pl.set_defaults(fn=cmd_plot)

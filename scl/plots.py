@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 # notebooks alike); a returned Figure displays itself in Jupyter.
 
 from scl.atomic import save_figure
+from scl.phase import draw_boundary
 
 
 def sweep_dims(ds: xr.Dataset) -> list[str]:
@@ -60,6 +61,8 @@ def phase_diagram(ds: xr.Dataset, metric: str | None = None, axis: str | None = 
                    extent=[gens[0] - 0.5, gens[-1] + 0.5, -0.5, len(labels) - 0.5])
     ax.set_yticks(range(len(labels)))
     ax.set_yticklabels(labels)
+    if dims:       # where the classification flips (scl.phase); rows sit at their indices here
+        draw_boundary(ax, ds, metric, axis=axis, positions=np.arange(len(labels)))
     ax.set_xlabel("generation")
     ax.set_ylabel(axis)
     title = f"{ds.attrs.get('name', '')}: median {metric} over {ds.sizes['seed']} seeds"
@@ -205,6 +208,7 @@ def final_heatmap(ds: xr.Dataset, metric: str, x: str | None = None, y: str | No
     for (i, j), v in np.ndenumerate(med):
         ax.text(j, i, f"{v:.2g}", ha="center", va="center", fontsize=7,
                 color="white" if np.isfinite(v) and v < np.nanmean(med) else "black")
+    draw_boundary(ax, ds, metric, x=x, y=y, positions=(np.arange(ds.sizes[x]), np.arange(ds.sizes[y])))
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(f"{ds.attrs.get('name', '')}: median {metric}, generation {g}"
