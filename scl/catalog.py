@@ -34,3 +34,4 @@ import scl.metrics.samples  # noqa: F401
 import scl.metrics.classical  # noqa: F401
 import scl.metrics.reward  # noqa: F401
 import scl.metrics.training  # noqa: F401
+import scl.metrics.density  # noqa: F401

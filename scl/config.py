@@ -80,6 +80,8 @@ class MetricsConfig:
     sinkhorn_epsilon: float = static(0.05, "entropic regularisation for sinkhorn (ott-jax)", gt=0.0)
     mode_share: float = static(0.02, "modes_covered: a true mode counts when it holds at least this "
                                "share of the model's samples", gt=0.0, le=1.0)
+    density_grid: int = static(256, "tv_density: midpoint-rule points per axis of the grid over the "
+                               "truth's box (1-D: this many points, 2-D: its square)", ge=8, le=4096)
 
     def validate(self, path):
         for i, name in enumerate(self.names):
