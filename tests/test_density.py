@@ -1,4 +1,6 @@
 """tv_density (scl.metrics.density) and the KDE's size-following bandwidth (bandwidth_rule: size)."""
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +15,8 @@ from scl.families.gaussian import GaussianState
 from scl.families.kde import KDEState
 from scl.metrics import MetricContext, make_metrics
 from scl.simulate import run_variant
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def _cfg(truth, model=None, loop=None, metrics=("tv_density",), seeds=8, **metric_opts):
@@ -134,3 +138,36 @@ def test_size_bandwidth_follows_the_training_rows():
         model = run_variant(cfg)[1].model
         assert np.all(np.asarray(model.count) == rows), regime
         np.testing.assert_allclose(np.asarray(model.bandwidth), 0.7 * rows ** (-1 / 6), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- Fu et al.'s phase transition
+
+def _rise_and_fall(tv):
+    """(peak index, rise z, fall z) of tv [lam, seed]: the peak's excess over the first and last
+    sweep values, each in standard errors of the seed mean (unpaired: sqrt(se_a^2 + se_b^2))."""
+    mean, se = tv.mean(1), tv.std(1, ddof=1) / np.sqrt(tv.shape[1])
+    peak = int(np.argmax(mean))
+    z = lambda i: (mean[peak] - mean[i]) / np.hypot(se[peak], se[i])
+    return peak, z(0), z(-1)
+
+
+def test_phase_transition_tiny():
+    """One generation, n = 10, lambda in {0, 2, 64}, a coarse grid: adding synthetic rows raises
+    the TV distance, many more bring it down again (both beyond 4 SE)."""
+    cfg = scl.Config.from_dict({
+        "name": "tiny", "seeds": 1500, "seed": 0, "truth": {"kind": "gaussian", "dim": 1},
+        "model": {"family": "kde", "bandwidth_rule": "size", "bandwidth": 1.06},
+        "loop": {"generations": 1, "n": 10, "regime": "fixed_real", "lam": 0.0},
+        "metrics": {"names": ["tv_density"], "density_grid": 64},
+        "sweep": {"loop.lam": [0.0, 2.0, 64.0]}, "run": {"progress": False}})
+    tv = scl.simulate(cfg)["tv_density"].isel(generation=-1).values
+    peak, rise, fall = _rise_and_fall(tv)
+    assert peak == 1 and rise > 4 and fall > 4, (tv.mean(1), rise, fall)
+
+
+@pytest.mark.slow   # ~10 min on 2 CPU cores
+def test_phase_transition_config():
+    """configs/phase_transition_kde.yaml: the rise, then the fall, beyond 4 SE (README's curve)."""
+    tv = scl.simulate(CONFIGS / "phase_transition_kde.yaml", progress=False)["tv_density"].isel(generation=-1).values
+    peak, rise, fall = _rise_and_fall(tv)
+    assert 0 < peak < tv.shape[0] - 1 and rise > 4 and fall > 4, (tv.mean(1), rise, fall)
