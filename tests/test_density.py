@@ -53,6 +53,13 @@ def test_tv_of_shifted_gaussian_2d_is_closed_form():
     assert got == pytest.approx(2 * stats.norm.cdf(dist / 2) - 1, abs=5e-4)
 
 
+@pytest.mark.parametrize("cov", [0.0, 1e-12])
+def test_collapsed_gaussian_is_at_tv_one(cov):
+    """A singular (cov 0) or spike-like model has no mass on the grid's cells: TV = 1."""
+    tv = _tv_fn(_cfg({"kind": "gaussian", "dim": 1}))
+    assert float(tv(GaussianState(jnp.array([0.0]), jnp.array([[cov]])))) == pytest.approx(1.0, abs=1e-6)
+
+
 @pytest.mark.parametrize("grid, error", [(256, 3e-4), (1024, 2e-5)])
 def test_quadrature_error_at_unequal_spreads(grid, error):
     """N(0.4, 0.6^2) vs N(0, 1): exact TV from the two crossings r1 < r2 of the densities,

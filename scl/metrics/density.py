@@ -45,8 +45,11 @@ def midpoint_grid(lo, hi, points: int):
 
 
 def tv_on_grid(model_density, truth_density, volume):
-    """[] 1 - sum min(p, q) volume, clipped to [0, 1], for densities [M] on the grid's cells."""
-    return jnp.clip(1.0 - volume * jnp.sum(jnp.minimum(model_density, truth_density)), 0.0, 1.0)
+    """[] 1 - sum min(p, q) volume, clipped to [0, 1], for densities [M] on the grid's cells. A
+    non-finite model density (a collapsed, singular model: no density) counts as 0, so a point
+    mass is at TV 1 from a continuous truth."""
+    p = jnp.where(jnp.isfinite(model_density), model_density, 0.0)
+    return jnp.clip(1.0 - volume * jnp.sum(jnp.minimum(p, truth_density)), 0.0, 1.0)
 
 
 @register_metric("tv_density",
