@@ -138,13 +138,26 @@ def test_density_grid_out_of_range_refused(grid):
 
 def test_size_bandwidth_follows_the_training_rows():
     """h = bandwidth m^(-1/(d+4)) (d = 2) with m the rows of the final generation's training set:
-    fixed_real keeps n = 10 real rows + round(lambda n) synthetic ones; accumulate holds n (t + 1)."""
-    for regime, loop, rows in [("fixed_real", {"lam": 1.5}, 25), ("accumulate", {}, 30)]:
+    fixed_real keeps n = 10 real rows + synthetic_size = 15 synthetic ones; accumulate holds n (t + 1)."""
+    for regime, loop, rows in [("fixed_real", {"synthetic_size": 15}, 25), ("accumulate", {}, 30)]:
         cfg = _cfg({"kind": "gaussian", "dim": 2}, model={"family": "kde", "bandwidth_rule": "size", "bandwidth": 0.7},
                    loop={"regime": regime, "generations": 2, **loop}, seeds=3, density_grid=8)
         model = run_variant(cfg)[1].model
         assert np.all(np.asarray(model.count) == rows), regime
         np.testing.assert_allclose(np.asarray(model.bandwidth), 0.7 * rows ** (-1 / 6), rtol=1e-6)
+
+
+def test_fixed_real_synthetic_size_equals_lambda_n():
+    """fixed_real with synthetic_size = 15 and n = 10 is lambda = 1.5: the same buffer, counts and
+    keys, so the same numbers up to rounding (Gaussian statistics path); one of lam / real_fraction / synthetic_size."""
+    base = {"kind": "gaussian", "dim": 1}
+    runs = [run_variant(_cfg(base, loop={"regime": "fixed_real", "generations": 3, **loop}, metrics=("w2",), seeds=64))[0]
+            for loop in ({"lam": 1.5}, {"synthetic_size": 15})]
+    np.testing.assert_allclose(np.asarray(runs[0]["w2"]), np.asarray(runs[1]["w2"]), rtol=1e-5)   # a constant
+    # count compiles to a different fusion: a few values differ in the last bits
+    with pytest.raises(ConfigError) as e:
+        _cfg(base, loop={"regime": "fixed_real", "lam": 1.0, "synthetic_size": 15})
+    assert e.value.field == "loop.lam" and "synthetic_size" in str(e.value)
 
 
 # ---------------------------------------------------------------- Fu et al.'s phase transition
