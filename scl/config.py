@@ -35,7 +35,8 @@ class LoopConfig:
     generations: int = static(100, "generations after generation 0 (the fit on real data)", ge=1)
     n: int = static(100, "real sample size: generation 0 fits n real rows; also the training size", ge=2)
     synthetic_size: Optional[int] = static(
-        None, "synthetic rows per generation (replace, fresh: ignored, = n; accumulate*: default n)", ge=1)
+        None, "synthetic rows per generation (replace, fresh: ignored, = n; accumulate*: default n; "
+              "fixed_real: instead of lam)", ge=1)
     regime: str = static("replace", "mixing regime (scl.mixing: one file per regime)")
     real_fraction: Optional[float] = knob(
         None, "share of real rows in each generation's training set (fresh, fixed_real)", ge=0.0, le=1.0)
