@@ -35,7 +35,8 @@ class LoopConfig:
     generations: int = static(100, "generations after generation 0 (the fit on real data)", ge=1)
     n: int = static(100, "real sample size: generation 0 fits n real rows; also the training size", ge=2)
     synthetic_size: Optional[int] = static(
-        None, "synthetic rows per generation (replace, fresh: ignored, = n; accumulate*: default n)", ge=1)
+        None, "synthetic rows per generation (replace, fresh: ignored, = n; accumulate*: default n; "
+              "fixed_real: instead of lam)", ge=1)
     regime: str = static("replace", "mixing regime (scl.mixing: one file per regime)")
     real_fraction: Optional[float] = knob(
         None, "share of real rows in each generation's training set (fresh, fixed_real)", ge=0.0, le=1.0)
@@ -89,6 +90,8 @@ class MetricsConfig:
                           "figure, predicted vs simulated (z-score) in the summary")
     mode_share: float = static(0.02, "modes_covered: a true mode counts when it holds at least this "
                                "share of the model's samples", gt=0.0, le=1.0)
+    density_grid: int = static(256, "tv_density: midpoint-rule points per axis of the grid over the "
+                               "truth's box (1-D: this many points, 2-D: its square)", ge=8, le=4096)
 
     def validate(self, path):
         for i, name in enumerate(self.names):

@@ -8,6 +8,9 @@ rather than a weight vector keeps a large accumulate buffer's state to the rows)
 (static ``bandwidth_rule``):
 
 * ``fixed``: h = ``bandwidth`` (a knob: sweepable inside one program);
+* ``size``: h = ``bandwidth`` m^(-1/(d+4)), m the rows present in this generation's training set
+  (the Scott rate in the training-set size, with a fixed scale: under accumulate or with more
+  synthetic rows the kernel narrows, as in Fu et al. 2024's KDE analysis);
 * ``scott``: h = s n_eff^(-1/(d+4));   ``silverman``: h = s (n_eff (d+2)/4)^(-1/(d+4)),
   recomputed every generation, with s^2 the mean over coordinates of the weighted variance
   and n_eff = (sum w)^2 / sum w^2 (the row count for 0/1 weights). ``ddof: 0`` (default) takes
@@ -50,9 +53,10 @@ class KDEModel:
 
     tag_key = "family"
     name = "kde"
-    bandwidth_rule: Literal["fixed", "scott", "silverman"] = static(
-        "fixed", "fixed: h = bandwidth; scott / silverman: recomputed from the data every generation")
-    bandwidth: float = knob(0.1, "kernel standard deviation h when bandwidth_rule is fixed", gt=0.0)
+    bandwidth_rule: Literal["fixed", "size", "scott", "silverman"] = static(
+        "fixed", "fixed: h = bandwidth; size: h = bandwidth m^(-1/(d+4)), m the training rows present; "
+                 "scott / silverman: recomputed from the data every generation")
+    bandwidth: float = knob(0.1, "kernel standard deviation h (fixed), or its scale (size)", gt=0.0)
     ddof: Literal[0, 1] = static(
         0, "scott / silverman: 0 = MLE data variance; 1 = unbiased, scipy.stats.gaussian_kde's convention")
 
@@ -80,6 +84,12 @@ def rule_bandwidth(x, w, rule: str, ddof: int = 0):
     return s * factor ** (-1.0 / (d + 4))
 
 
+def size_bandwidth(scale, count, d: int):
+    """[] h = scale count^(-1/(d+4)) for a training set of ``count`` rows in d dimensions."""
+    m = jnp.maximum(count, 1).astype(jnp.float32)
+    return jnp.asarray(scale, jnp.float32) * m ** (-1.0 / (d + 4))
+
+
 def kde_log_prob(state: KDEState, y):
     """[m] log-density of rows y [m, d] under the KDE."""
     d = y.shape[-1]
@@ -93,11 +103,13 @@ def kde_log_prob(state: KDEState, y):
 
 @register_family("kde", KDEModel)
 def make_kde(o: KDEModel, source) -> Family:
-    """Gaussian-kernel density estimator (fixed, Scott or Silverman bandwidth)."""
+    """Gaussian-kernel density estimator (fixed, size-following, Scott or Silverman bandwidth)."""
 
     def fit(key, state, x, w, knobs):
         if o.bandwidth_rule == "fixed":
             h = jnp.asarray(knobs["bandwidth"], jnp.float32)
+        elif o.bandwidth_rule == "size":
+            h = size_bandwidth(knobs["bandwidth"], present_count(w), x.shape[-1])
         else:
             h = rule_bandwidth(x, w, o.bandwidth_rule, o.ddof)
         return KDEState(x, present_count(w), h)

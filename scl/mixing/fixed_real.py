@@ -1,6 +1,7 @@
 """fixed_real: generation 0's n real rows, kept fixed, + round(lambda n) rows from model t-1
 (lambda = ``loop.lam``, or (1 - f) / f from ``loop.real_fraction``; capacity: the largest
-lambda of the sweep)."""
+lambda of the sweep), or + ``loop.synthetic_size`` rows (a static count: sweeping it next to
+``loop.n`` gives a real count x synthetic count grid, one program per pair)."""
 from __future__ import annotations
 
 import math
@@ -20,8 +21,10 @@ def fixed_real_synthetic_count(knobs, n: int):
 
 
 def _check(loop, path):
-    if (loop.real_fraction is None) == (loop.lam is None):
-        raise ConfigError(f"{path}.lam", "regime 'fixed_real' needs exactly one of lam (>= 0) or real_fraction (> 0)")
+    given = [loop.lam is not None, loop.real_fraction is not None, loop.synthetic_size is not None]
+    if sum(given) != 1:
+        raise ConfigError(f"{path}.lam", "regime 'fixed_real' needs exactly one of lam (>= 0), real_fraction (> 0) "
+                                         "or synthetic_size (synthetic rows per generation)")
     if loop.real_fraction is not None and loop.real_fraction == 0.0:
         raise ConfigError(f"{path}.real_fraction",
                           "must be > 0 under fixed_real (lambda = (1-f)/f); use regime: replace")
@@ -31,7 +34,10 @@ def _check(loop, path):
 def make_fixed_real(loop, ctx) -> Regime:
     """The fixed real set + round(lambda n) synthetic rows."""
     n = ctx.n
-    capacity = max(1, int(math.ceil(ctx.lam_max * n - 1e-9)))
+    fixed = loop.synthetic_size          # a static synthetic count, or None: round(lambda n)
+    capacity = fixed if fixed is not None else max(1, int(math.ceil(ctx.lam_max * n - 1e-9)))
+    count = (lambda knobs: jnp.float32(fixed)) if fixed is not None else \
+        (lambda knobs: fixed_real_synthetic_count(knobs, n))
 
     def init(key, real):
         pad = jax.tree_util.tree_map(lambda r: jnp.zeros((capacity,) + r.shape[1:], r.dtype), real)
@@ -39,12 +45,12 @@ def make_fixed_real(loop, ctx) -> Regime:
         return real, concat(real, pad), w
 
     def mix(key, real, fresh_real, syn, knobs, t, w_syn=None):
-        k = fixed_real_synthetic_count(knobs, n)
+        k = count(knobs)
         w = jnp.concatenate([jnp.ones((n,), jnp.float32), first(k, capacity) * present(w_syn, capacity)])
         return real, concat(real, syn), source_weights(w, jnp.arange(n + capacity) < n, knobs)
 
     def mix_statistics(key, s, model, kn):
-        return s, combine_sources(s, moments.draw(key, *model, fixed_real_synthetic_count(kn, n)), kn)
+        return s, combine_sources(s, moments.draw(key, *model, count(kn)), kn)
 
     statistics = StatisticsMixer(lambda real: moments.of_rows(real, jnp.ones((n,), jnp.float32)), mix_statistics)
     return Regime(Mixer(init, mix, capacity, 0), statistics)

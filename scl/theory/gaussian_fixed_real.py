@@ -86,6 +86,7 @@ def predict_gaussian_fixed_real(cfg):
     n, G, d, tr0, estimator, b = setting
     if estimator == "known_covariance":
         return None
-    M = int(np.round(np.float32(cfg.loop.lam_value) * n))
+    fixed = getattr(cfg.loop, "synthetic_size", None)       # a static synthetic count, else round(lambda n)
+    M = int(fixed) if fixed is not None else int(np.round(np.float32(cfg.loop.lam_value) * n))
     a, e = fixed_real_recursion(n, M, gamma / (1 + gamma), G, estimator, b)
     return {"trace_ratio": a, "mean_sqerr": tr0 * e}
