@@ -228,9 +228,7 @@ def _colour_scale(values: np.ndarray, kind: str, count: bool = False):
 
 
 def _cmap(name):
-    cmap = matplotlib.colormaps[name].copy()
-    cmap.set_bad("0.75")              # NaN: grey
-    return cmap
+    return matplotlib.colormaps[name].with_extremes(bad="0.75")      # NaN: grey
 
 
 def _colorbar(fig, im, ax, label: str, ticks, count: bool = False):
