@@ -17,7 +17,7 @@ import xarray as xr
 import matplotlib
 from matplotlib.colors import LogNorm, Normalize, SymLogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullFormatter, NullLocator
 
 # Figures are built without pyplot: no global state, no backend switch (headless CLI and inline
 # notebooks alike); a returned Figure displays itself in Jupyter.
@@ -180,8 +180,20 @@ def _set_sweep_axis(axis, scale: str, centres, labels):
 
 
 def _integer_generations(ax):
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, steps=[1, 2, 2.5, 5, 10]))
     ax.set_xlabel("generation")
+
+
+def _plain_log_ticks(axis, values):
+    """Readable ticks on a log axis: plain numbers (0.2, 1, 10) at :func:`_nice_log_ticks` of the
+    finite positive ``values``, unlabelled minor ticks."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not v.size:
+        return
+    axis.set_major_locator(FixedLocator(_nice_log_ticks(v.min(), v.max())))
+    axis.set_major_formatter(FuncFormatter(lambda t, pos: _num(t)))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def _nice_log_ticks(lo: float, hi: float) -> list[float]:
@@ -323,8 +335,9 @@ def phase_diagram(ds: xr.Dataset, metric: str | None = None, axis: str | None = 
     ax.set_ylim(y_edges[0], y_edges[-1])
     # overlay hook: one call here draws on `ax` in (generation, sweep value) coordinates, e.g. the
     # phase boundary of point 4 (issue 14).
-    what = f"{axis_label(da)}, ratio to generation 0" if kind == "ratio" else axis_label(da)
-    ax.set_title(_title(ds, what, statistic.replace("median over seeds", "median"), desc), fontsize=9)
+    what = f"{long_name(da)}, ratio to generation 0" if kind == "ratio" else axis_label(da)
+    statistic = "median of the per-seed ratios" if kind == "ratio" else statistic
+    ax.set_title(_title(ds, what, statistic, desc), fontsize=9)
     _colorbar(fig, im, ax, "ratio to generation 0" if kind == "ratio" else axis_label(da), ticks,
               count=is_count(da))
     fig.tight_layout()
@@ -373,6 +386,7 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
         ax.set_xlim(gens[0], gens[-1])
         if _log_y(np.asarray(drawn), is_count(da)):
             ax.set_yscale("log")
+            _plain_log_ticks(ax.yaxis, np.asarray(drawn))
         elif is_count(da):
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in list(axes.flat)[len(metrics):]:
