@@ -180,7 +180,7 @@ def _set_sweep_axis(axis, scale: str, centres, labels):
 
 
 def _integer_generations(ax):
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True, steps=[1, 2, 2.5, 5, 10]))
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=7, integer=True, steps=[1, 2, 2.5, 5, 10]))
     ax.set_xlabel("generation")
 
 
@@ -275,8 +275,9 @@ def phase_colour(da: xr.DataArray, colour: str = "auto") -> tuple[xr.DataArray, 
     kind, description). ``colour``: "ratio" = median over seeds of the per-seed ratio
     metric_t / metric_0 (log colour scale, diverging at 1); "raw" = median over seeds of the metric
     itself; "auto" = ratio for a non-negative non-count metric with a positive generation 0, the
-    raw metric on a symmetric-log diverging scale when it takes negative values (logdet_ratio),
-    else the raw metric (log scale over more than a decade, linear for counts)."""
+    raw metric on a symmetric-log diverging scale when it takes both signs (logdet_ratio), else
+    the raw metric (log scale when positive over more than a decade, linear for counts and for
+    negative metrics such as a reward)."""
     values = np.asarray(da.values, float)
     finite = values[np.isfinite(values)]
     first = np.asarray(da.isel(generation=0).values, float)
@@ -285,7 +286,7 @@ def phase_colour(da: xr.DataArray, colour: str = "auto") -> tuple[xr.DataArray, 
             colour = "raw"
         elif np.all(finite >= 0) and np.all(np.isfinite(first)) and np.all(first > 0):
             colour = "ratio"
-        elif np.any(finite < 0):
+        elif np.any(finite < 0) and np.any(finite > 0):
             colour = "symlog"
         else:
             colour = "raw"
@@ -362,7 +363,7 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
     axis = axis or (dims[0] if dims else None)
     cols = min(3, len(metrics))
     rows = int(np.ceil(len(metrics) / cols))
-    fig = Figure(figsize=(4.6 * cols, 3.5 * rows + 0.5), dpi=110)
+    fig = Figure(figsize=(4.6 * cols + 1.4, 3.4 * rows + 0.5), dpi=110, layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False)
     gens = ds["generation"].values
     cmap = matplotlib.colormaps[SEQUENTIAL]
@@ -394,10 +395,7 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
     fig.suptitle(_title(ds, "metrics per generation", BAND, desc), fontsize=10)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if labels:
-        fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
-        fig.tight_layout(rect=(0, 0, 0.86, 1))
-    else:
-        fig.tight_layout()
+        fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
     if path is not None:
         save_figure(fig, path)
     return fig
@@ -413,7 +411,7 @@ def mode_masses(ds: xr.Dataset, axis: str | None = None, path=None, at: dict | N
     dims = _free_dims(ds, at)
     axis = axis or (dims[0] if dims else None)
     values = list(ds[axis].values) if axis else [None]
-    fig = Figure(figsize=(3.6 * len(values) + 1.2, 3.7), dpi=110)
+    fig = Figure(figsize=(3.6 * len(values) + 1.2, 3.7), dpi=110, layout="constrained")
     axes = fig.subplots(1, len(values), squeeze=False, sharey=True)
     gens = ds["generation"].values
     colours = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
@@ -433,9 +431,8 @@ def mode_masses(ds: xr.Dataset, axis: str | None = None, path=None, at: dict | N
     units = ds[names[0]].attrs.get("units")
     axes.flat[0].set_ylabel("mass per true mode" + (f" [{units}]" if units else ""))
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
     fig.suptitle(_title(ds, "per-mode mass, stacked", "mean", desc), fontsize=10)
-    fig.tight_layout(rect=(0, 0, 0.88, 1))
     if path is not None:
         save_figure(fig, path)
     return fig
@@ -515,12 +512,13 @@ def _plot_all(ds: xr.Dataset, out_dir: Path, format: str, at: dict) -> list[Path
     end = f"{_slice_suffix(at)}.{format}"
     paths = [out_dir / f"phase_diagram{end}", out_dir / f"curves{end}"]
     phase_diagram(ds, path=paths[0], at=at)
-    curves(ds, path=paths[1], at=at)
+    others = [str(v) for v in ds.data_vars if str(v) not in _mode_mass_names(ds)]
+    curves(ds, others or None, path=paths[1], at=at)          # the mode masses have their own figure
     if _mode_mass_names(ds):
         paths.append(out_dir / f"mode_mass{end}")
         mode_masses(ds, path=paths[-1], at=at)
     if len(_free_dims(ds, at)) >= 2:
-        for metric in [v for v in ds.data_vars if str(v) not in _mode_mass_names(ds)][:4]:
+        for metric in others[:4]:
             paths.append(out_dir / f"final_{metric}{end}")
             final_heatmap(ds, metric, path=paths[-1], at=at)
     return paths

@@ -110,6 +110,8 @@ def test_negative_metric_is_drawn_raw_on_a_symmetric_log_scale_and_counts_never_
     ds = _toy()
     mesh = _mesh(plots.phase_diagram(ds, "logdet_ratio").axes[0])
     assert isinstance(mesh.norm, SymLogNorm) and mesh.norm.vmin == -mesh.norm.vmax
+    negative = ds.assign(w2=-ds.w2)              # one sign only (a reward): raw, linear
+    assert type(_mesh(plots.phase_diagram(negative, "w2").axes[0]).norm) is Normalize
     count_fig = plots.phase_diagram(ds, "surviving_categories")
     mesh = _mesh(count_fig.axes[0])
     assert type(mesh.norm) is Normalize          # a count spanning 400x: still linear
