@@ -148,28 +148,53 @@ def _log_spaced(v: np.ndarray) -> bool:
     return np.std(dl) / np.mean(dl) < np.std(d) / np.mean(d)
 
 
+def _spacing(v: np.ndarray):
+    """How sorted distinct sweep values ``v`` are spaced: (scale name, scale kwargs, forward,
+    inverse) for matplotlib, or None when they are best drawn as labelled categories.
+
+    "log" for positive log-spaced values; else "linear" when no gap is below 1/40 of the range;
+    else "symlog" (linear below the smallest positive value) for 0 followed by log-spaced values
+    (0, 0.01, 0.1, 1); else None."""
+    if _log_spaced(v):
+        return "log", {}, np.log10, lambda t: 10.0 ** t
+    readable = np.min(np.diff(v)) >= (v[-1] - v[0]) / 40
+    if readable:
+        return "linear", {}, (lambda t: t), (lambda t: t)
+    if len(v) >= 3 and v[0] == 0 and _log_spaced(v[1:]):
+        from matplotlib.scale import SymmetricalLogTransform
+
+        kw = {"base": 10, "linthresh": float(v[1]), "linscale": 1.0}
+        forward = SymmetricalLogTransform(kw["base"], kw["linthresh"], kw["linscale"])
+        return "symlog", kw, forward.transform_non_affine, forward.inverted().transform_non_affine
+    return None
+
+
 def _cells(values):
-    """Cells of one sweep axis. Returns (order, edges [n+1], centres [n], scale, labels):
-    numeric values at their true positions (cell edges halfway between neighbours, in log space
-    when log-spaced), anything else (or a single value) as evenly spaced labelled categories."""
+    """Cells of one sweep axis. Returns (order, edges [n+1], centres [n], (scale, kwargs), labels):
+    numeric values at their true positions (:func:`_spacing`; cell edges halfway between
+    neighbours in the scale's coordinates), anything else (a single value, strings, values too
+    unevenly spread to read) as evenly spaced labelled categories."""
     values = list(values)
     n = len(values)
     if _is_numeric(values) and n >= 2 and len(set(float(v) for v in values)) == n:
         order = np.argsort(np.asarray(values, float))
         v = np.asarray(values, float)[order]
-        log = _log_spaced(v)
-        t = np.log10(v) if log else v
-        edges = np.concatenate([[t[0] - (t[1] - t[0]) / 2], (t[1:] + t[:-1]) / 2, [t[-1] + (t[-1] - t[-2]) / 2]])
-        edges = 10 ** edges if log else edges
-        return order, edges, v, ("log" if log else "linear"), [_label(values[i]) for i in order]
-    return (np.arange(n), np.arange(n + 1) - 0.5, np.arange(n, dtype=float), "category",
+        spacing = _spacing(v)
+        if spacing is not None:
+            scale, kw, forward, inverse = spacing
+            t = np.asarray(forward(v), float)
+            edges = np.concatenate([[t[0] - (t[1] - t[0]) / 2], (t[1:] + t[:-1]) / 2,
+                                    [t[-1] + (t[-1] - t[-2]) / 2]])
+            return order, np.asarray(inverse(edges), float), v, (scale, kw), [_label(values[i]) for i in order]
+    return (np.arange(n), np.arange(n + 1) - 0.5, np.arange(n, dtype=float), ("category", {}),
             [_label(v) for v in values])
 
 
-def _set_sweep_axis(axis, scale: str, centres, labels):
+def _set_sweep_axis(axis, scale, centres, labels):
     """Ticks at the sweep values themselves (thinned to at most ~12 labels)."""
-    if scale == "log":
-        (axis.axes.set_yscale if axis is axis.axes.yaxis else axis.axes.set_xscale)("log")
+    name, kw = scale
+    if name in ("log", "symlog"):
+        (axis.axes.set_yscale if axis is axis.axes.yaxis else axis.axes.set_xscale)(name, **kw)
     step = max(1, int(np.ceil(len(centres) / 12)))
     ticks = [float(c) for c in centres[::step]]
     names = dict(zip(ticks, labels[::step]))
@@ -243,8 +268,9 @@ def _cmap(name):
     return matplotlib.colormaps[name].with_extremes(bad="0.75")      # NaN: grey
 
 
-def _colorbar(fig, im, ax, label: str, ticks, count: bool = False):
-    bar = fig.colorbar(im, ax=ax, label=label, extend="both" if ticks is not None else "neither")
+def _colorbar(fig, im, ax, label: str, ticks, count: bool = False, clipped: bool = False):
+    """``clipped``: the norm's ends cut the data (ratio, symlog): arrow ends."""
+    bar = fig.colorbar(im, ax=ax, label=label, extend="both" if clipped else "neither")
     if ticks is not None:
         bar.set_ticks(ticks)
         bar.set_ticklabels([_num(t) for t in ticks])
@@ -317,7 +343,7 @@ def phase_diagram(ds: xr.Dataset, metric: str | None = None, axis: str | None = 
         order, y_edges, centres, scale, labels = _cells(da[axis].values)
         grid = values.transpose(axis, "generation").values[order]
     else:
-        order, y_edges, centres, scale, labels = np.arange(1), np.array([-0.5, 0.5]), np.zeros(1), "category", [""]
+        order, y_edges, centres, scale, labels = np.arange(1), np.array([-0.5, 0.5]), np.zeros(1), ("category", {}), [""]
         grid = values.values[None, :]
     norm, cmap, ticks = _colour_scale(grid, "ratio" if kind == "ratio" else kind, count=is_count(da))
     rows = len(centres)
@@ -340,7 +366,7 @@ def phase_diagram(ds: xr.Dataset, metric: str | None = None, axis: str | None = 
     statistic = "median of the per-seed ratios" if kind == "ratio" else statistic
     ax.set_title(_title(ds, what, statistic, desc), fontsize=9)
     _colorbar(fig, im, ax, "ratio to generation 0" if kind == "ratio" else axis_label(da), ticks,
-              count=is_count(da))
+              count=is_count(da), clipped=kind in ("ratio", "symlog"))
     fig.tight_layout()
     if path is not None:
         save_figure(fig, path)
@@ -442,12 +468,21 @@ def _mode_mass_names(ds):
     return [str(v) for v in ds.data_vars if str(v).startswith("mode_mass_") and str(v).rsplit("_", 1)[1].isdigit()]
 
 
+def _categories(values):
+    """:func:`_cells` as evenly spaced labelled categories, in increasing order when numeric."""
+    values = list(values)
+    order = np.argsort(np.asarray(values, float)) if _is_numeric(values) else np.arange(len(values))
+    n = len(values)
+    return order, np.arange(n + 1) - 0.5, np.arange(n, dtype=float), ("category", {}), [_label(values[i]) for i in order]
+
+
 def final_heatmap(ds: xr.Dataset, metric: str, x: str | None = None, y: str | None = None,
                   generation: int | None = None, path=None, cmap: str = SEQUENTIAL, at: dict | None = None):
-    """Heatmap over two sweep dims (x, y; default the first two not fixed by ``at``), each at its
-    true values, of the median over seeds of ``metric`` at ``generation`` (default the last); other
-    sweep dims at ``at`` (default their first value). Log colours for a positive non-count metric
-    spanning more than a decade. Axes in sweep-value data coordinates (overlays draw directly)."""
+    """Heatmap over two sweep dims (x, y; default the first two not fixed by ``at``) of the median
+    over seeds of ``metric`` at ``generation`` (default the last), each value annotated; other
+    sweep dims at ``at`` (default their first value). Sweep values are labelled categories in
+    increasing order (cell i at position i: annotated cells stay readable however uneven the
+    values). Log colours for a positive non-count metric spanning more than a decade."""
     dims = _free_dims(ds, at)
     if len(dims) < 2 and (x is None or y is None):
         raise ValueError("final_heatmap needs two sweep dims")
@@ -455,8 +490,8 @@ def final_heatmap(ds: xr.Dataset, metric: str, x: str | None = None, y: str | No
     y = y or [d for d in dims if d != x][0]
     g = int(ds["generation"].values[-1]) if generation is None else generation
     da, desc = _fix_others(ds[metric], [x, y], at)
-    xo, x_edges, xc, xscale, xlabels = _cells(da[x].values)
-    yo, y_edges, yc, yscale, ylabels = _cells(da[y].values)
+    xo, x_edges, xc, xscale, xlabels = _categories(da[x].values)
+    yo, y_edges, yc, yscale, ylabels = _categories(da[y].values)
     med = da.sel(generation=g).median("seed").transpose(y, x).values[np.ix_(yo, xo)]
     norm, colours, ticks = _colour_scale(med, "auto", count=is_count(da))
     if cmap != SEQUENTIAL:
@@ -473,7 +508,7 @@ def final_heatmap(ds: xr.Dataset, metric: str, x: str | None = None, y: str | No
         shade = norm(_clip_for(np.array([v]), norm))[0] if np.isfinite(v) else 1.0
         ax.text(xc[j], yc[i], f"{v:.2g}", ha="center", va="center", fontsize=7,
                 color="white" if np.ma.getdata(shade) < 0.45 else "black")
-    # overlay hook: one call here draws on `ax` in (x value, y value) coordinates (phase boundary).
+    # overlay hook: one call here draws on `ax`; cell (i, j) is centred at (j, i) (phase boundary).
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(_title(ds, f"{long_name(da)} at generation {g}", "median", desc), fontsize=9)

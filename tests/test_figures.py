@@ -88,7 +88,7 @@ def test_phase_diagram_paints_the_median_ratio_to_generation_0_on_a_log_scale_ce
     assert np.all(xticks == np.round(xticks)) and ax.get_xlabel() == "generation"
 
 
-def test_uneven_sweep_values_sit_at_their_true_positions_linear_and_log():
+def test_uneven_sweep_values_sit_at_their_true_positions_linear_log_symlog_or_as_categories():
     ds = _toy()
     ax = plots.phase_diagram(ds, "w2").axes[0]
     y_edges = _mesh(ax).get_coordinates()[:, 0, 1]
@@ -101,9 +101,23 @@ def test_uneven_sweep_values_sit_at_their_true_positions_linear_and_log():
     y_edges = _mesh(ax).get_coordinates()[:, 0, 1]
     np.testing.assert_allclose(np.log10(y_edges), [-3.5, -2.5, -1.5, -0.5, 0.5, 1.5])
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0.001", "0.01", "0.1", "1", "10"]
+    zero_then_log = _toy(fractions=[0.0, 0.01, 0.1, 1.0, 5.0])         # 0, then log-spaced: symlog
+    ax = plots.phase_diagram(zero_then_log, "w2").axes[0]
+    assert ax.get_yscale() == "symlog"
+    scale = ax.yaxis.get_transform()                                    # cell edges halfway, in symlog
+    edges = scale.transform(np.asarray(_mesh(ax).get_coordinates()[:, 0, 1]))
+    centres = scale.transform(np.array([0.0, 0.01, 0.1, 1.0, 5.0]))
+    np.testing.assert_allclose(edges[1:-1], (centres[1:] + centres[:-1]) / 2)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "0.01", "0.1", "1", "5"]
+    squashed = _toy(fractions=[0.0, 0.001, 0.5, 0.7, 1.0])               # unreadable at true spacing
+    ax = plots.phase_diagram(squashed, "w2").axes[0]
+    np.testing.assert_allclose(_mesh(ax).get_coordinates()[:, 0, 1], np.arange(6) - 0.5)   # categories
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "0.001", "0.5", "0.7", "1"]
     heat = plots.final_heatmap(logged, "w2", x="K", y="real_fraction").axes[0]
-    np.testing.assert_allclose(_mesh(heat).get_coordinates()[0, :, 0], [1, 3, 6, 10])   # K = 2, 4, 8
-    assert heat.get_yscale() == "log" and "generation 6" in heat.get_title()
+    np.testing.assert_allclose(_mesh(heat).get_coordinates()[0, :, 0], [-0.5, 0.5, 1.5, 2.5])   # categories
+    assert [t.get_text() for t in heat.get_xticklabels()] == ["2", "4", "8"]
+    assert [t.get_text() for t in heat.get_yticklabels()] == ["0.001", "0.01", "0.1", "1", "10"]
+    assert "generation 6" in heat.get_title() and f"over {S} seeds" in heat.get_title()
 
 
 def test_negative_metric_is_drawn_raw_on_a_symmetric_log_scale_and_counts_never_log():
