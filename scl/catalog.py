@@ -34,3 +34,15 @@ import scl.metrics.samples  # noqa: F401
 import scl.metrics.classical  # noqa: F401
 import scl.metrics.reward  # noqa: F401
 import scl.metrics.training  # noqa: F401
+import scl.metrics.kde_variance  # noqa: F401
+# theory (closed-form predictions, scl.theory; predict() takes the first that covers a config)
+import scl.theory.gaussian_replace  # noqa: F401
+import scl.theory.gaussian_accumulate  # noqa: F401
+import scl.theory.gaussian_fresh  # noqa: F401
+import scl.theory.gaussian_fixed_real  # noqa: F401
+import scl.theory.kde  # noqa: F401
+import scl.theory.regression  # noqa: F401
+import scl.theory.wright_fisher  # noqa: F401
+import scl.theory.categorical_temperature  # noqa: F401
+import scl.theory.categorical_luce  # noqa: F401
+import scl.theory.tilt  # noqa: F401

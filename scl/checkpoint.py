@@ -48,9 +48,12 @@ class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C: the run stopped after a chunk whose checkpoint is written."""
 
     def __init__(self, done: int, total: int, out_dir, label: str = ""):
+        from scl.distributed import is_multiprocess
+
         self.done, self.total, self.out_dir = done, total, Path(out_dir)
+        how = " --distributed (every process)" if is_multiprocess() else ""
         super().__init__(f"stopped after {done} of {total} generations{label}; checkpoint saved; "
-                         f"resume with: scl resume {out_dir}")
+                         f"resume with: scl resume {out_dir}{how}")
 
 
 def checksum(tree) -> int:
@@ -105,7 +108,10 @@ def _quiet_orbax(record) -> bool:
     return not any(w in text for w in _WRITE_FAILURES)
 
 
-def _manager(directory: Path, keep: Optional[int], asynchronous: bool, read_only: bool = False):
+def _manager(directory: Path, keep: Optional[int], asynchronous: bool, read_only: bool = False,
+             barrier_prefix: Optional[str] = None):
+    """An orbax CheckpointManager. ``barrier_prefix``: names its barriers in a multi-process run
+    (each manager alive at once needs its own: two saving step t would share "step t" barriers)."""
     import logging
 
     import orbax.checkpoint as ocp
@@ -116,7 +122,8 @@ def _manager(directory: Path, keep: Optional[int], asynchronous: bool, read_only
 
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep, enable_async_checkpointing=asynchronous, create=not read_only,
-        cleanup_tmp_directories=not read_only)
+        cleanup_tmp_directories=not read_only,
+        multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=barrier_prefix))
     return ocp.CheckpointManager(Path(directory).absolute(), options=options)  # orbax needs absolute paths
 
 
@@ -172,6 +179,7 @@ class VariantCheckpoint:
         self.generations = cfg.loop.generations
         self.interrupt = interrupt
         self._state = self._history = None
+        self._opened = 0
 
     @property
     def keep_models(self) -> bool:
@@ -180,8 +188,12 @@ class VariantCheckpoint:
     def _open(self):
         if self._state is None:
             with _writing(self.dir):
-                self._state = _manager(self.dir / "state", self.options.keep, self.options.asynchronous)
-                self._history = _manager(self.dir / "history", None, self.options.asynchronous)
+                self._opened += 1            # barrier names unique per variant, kind and opening
+                tag = f"{self.dir.name}_{self._opened}"
+                self._state = _manager(self.dir / "state", self.options.keep, self.options.asynchronous,
+                                       barrier_prefix=f"{tag}_state")
+                self._history = _manager(self.dir / "history", None, self.options.asynchronous,
+                                         barrier_prefix=f"{tag}_history")
 
     def steps_done(self) -> int:
         """Generations done according to the newest state step (0 if none); no validation."""
@@ -285,7 +297,9 @@ class VariantCheckpoint:
             self._state.save(t_end, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(host_states),
                 meta=ocp.args.JsonSave({"t": t_end, "crc": checksum(host_states)})))
-        if self.interrupt is not None and self.interrupt.requested and t_end <= self.generations:
+        from scl.distributed import stop_requested
+
+        if self.interrupt is not None and t_end <= self.generations and stop_requested(self.interrupt.requested):
             self.close()
             raise RunInterrupted(t_end - 1, self.generations, self.interrupt.out_dir, self.label)
 
@@ -364,8 +378,10 @@ class RunCheckpoint:
                                   f"({done} of {self.total} generations done); pass --resume to continue "
                                   "it (scl resume OUT_DIR) or --overwrite to start again")
         from scl.atomic import write_text
+        from scl.distributed import is_primary
 
-        write_text(saved, cfg.to_yaml())
+        if is_primary():                 # one writer in a multi-process run (scl.distributed)
+            write_text(saved, cfg.to_yaml())
 
     @property
     def total(self) -> int:

@@ -1,5 +1,5 @@
 """Command line: ``scl run CONFIG``, ``scl resume OUT_DIR``, ``scl plot OUT_DIR``, ``scl show OUT_DIR``,
-``scl samples OUT_DIR --generation G``.
+``scl samples OUT_DIR --generation G``, ``scl refine CONFIG --knob PATH --lo A --hi B --tol T``.
 
 Invalid input ends with one line ``scl: error: <field>: <what is allowed>`` and exit status 2.
 """
@@ -101,24 +101,40 @@ def cmd_run(args) -> int:
     from scl.atomic import remove_stale
     from scl.budget import check_memory
     from scl.devices import check_cpu_devices
-    from scl.lock import folder_lock
+    from scl.distributed import on_primary
+    from scl.lock import run_lock
 
     check_cpu_devices(args.cpu_devices)
     cfg = load_config(args.config, args.set or [])
     check_memory(cfg)
     _split_cpu(args, cfg)
+    primary = _join(args)
     out = _out_dir(args, cfg)
     if out.exists() and not out.is_dir():
         raise ConfigError("--out", f"{out} exists and is not a folder")
-    with folder_lock(out, "--out"):
+
+    def prepare():                  # process 0 only in a --distributed run; the others share the outcome
         if (out / RESULTS_FILE).exists() and not args.overwrite:
             raise ConfigError("--out", f"{out} already holds results; pass --overwrite or choose another -o folder")
         remove_stale(out)
         if args.overwrite:
             remove(out)
+
+    with run_lock(out, "--out"):
+        on_primary("prepare", prepare)
         ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=args.resume,
-                      callbacks=_callbacks(args))
-        return _finish(ds, cfg, out, overwrite=args.overwrite, format=args.format)
+                      callbacks=_callbacks(args) if primary else [])
+        return _finish(ds, cfg, out, overwrite=args.overwrite, format=args.format) if primary else 0
+
+
+def _join(args) -> bool:
+    """``--distributed``: join JAX's distributed runtime (scl.distributed). True on the process
+    that writes results (process 0, or the only one)."""
+    from scl.distributed import initialize, is_primary
+
+    if getattr(args, "distributed", False):
+        initialize()
+    return is_primary()
 
 
 def _callbacks(args) -> list:
@@ -154,14 +170,17 @@ def _finish(ds, cfg, out: Path, overwrite: bool = False, format: str = "png") ->
     from scl.checkpoint import prune_finished
 
     prune_finished(out, cfg)      # unless checkpoint.keep_after_finish
-    figures = plot_all(ds, out, format=format)
+    from scl.summary import theory_for
+
+    theory = theory_for(ds)       # closed-form predictions (None: none known, or metrics.theory false)
+    figures = plot_all(ds, out, theory=theory, format=format)
     if overwrite:
         new = {Path(f).name for f in figures}
         for pattern in FIGURE_PATTERNS:
             for old in out.glob(pattern):
                 if old.name not in new:
                     old.unlink(missing_ok=True)
-    text = summarize(ds)
+    text = summarize(ds, theory=theory)
     write_text(out / "summary.txt", text + "\n")
     print(text)
     print(f"results: {path}")
@@ -173,7 +192,8 @@ def _finish(ds, cfg, out: Path, overwrite: bool = False, format: str = "png") ->
 def cmd_resume(args) -> int:
     from scl.atomic import remove_stale
     from scl.checkpoint import saved_config
-    from scl.lock import folder_lock
+    from scl.distributed import on_primary
+    from scl.lock import run_lock
     from scl.results import RESULTS_FILE, damage
     from scl.simulate import simulate
 
@@ -186,18 +206,25 @@ def cmd_resume(args) -> int:
     cfg = saved_config(out)
     check_memory(cfg)
     _split_cpu(args, cfg)
-    with folder_lock(out):
+    primary = _join(args)
+
+    def prepare() -> str:           # process 0 only in a --distributed run; "done": nothing to resume
         remove_stale(out)
         if (out / RESULTS_FILE).exists():
             why = damage(out / RESULTS_FILE)
             if why is None:
                 print(f"scl: nothing to resume: {out / RESULTS_FILE} holds the finished run")
-                return 0
+                return "done"
             print(f"scl: {out / RESULTS_FILE} is damaged ({why}); rebuilding it from the checkpoints",
                   file=sys.stderr)
+        return "resume"
+
+    with run_lock(out):
+        if on_primary("prepare", prepare) == "done":
+            return 0
         ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=True,
-                      callbacks=_callbacks(args))
-        return _finish(ds, cfg, out, format=args.format)
+                      callbacks=_callbacks(args) if primary else [])
+        return _finish(ds, cfg, out, format=args.format) if primary else 0
 
 
 def cmd_samples(args) -> int:
@@ -246,11 +273,37 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_refine(args) -> int:
+    from scl.budget import check_memory
+    from scl.config import load_config
+    from scl.devices import check_cpu_devices
+    from scl.phase import boundary
+
+    check_cpu_devices(args.cpu_devices)
+    cfg = load_config(args.config, args.set or [])
+    check_memory(cfg)
+    _split_cpu(args, cfg)
+    result = boundary(cfg, args.knob, args.lo, args.hi, args.tol, metric=args.metric,
+                      collapse_tol=args.collapse_tol, points=args.points, max_rounds=args.rounds,
+                      direction=args.direction, progress=not args.no_progress and cfg.run.progress)
+    print(result)
+    return 0
+
+
 def _devices_option(parser):
     parser.add_argument("--cpu-devices", type=int, default=None, metavar="N",
                         help="split the CPU into N XLA devices the sweep shards over (1 to 256; default: one per "
                              "core, at most one per 128 configurations; ignored on GPU/TPU and when "
                              "XLA_FLAGS sets the host device count)")
+
+
+def _distributed_option(parser):
+    parser.add_argument("--distributed", action="store_true",
+                        help="one process of a multi-process run (JAX's distributed runtime): start the same "
+                             "command on every process (srun, mpirun, a TPU pod's --worker=all, or with "
+                             "SCL_COORDINATOR=host:port, SCL_NUM_PROCESSES, SCL_PROCESS_ID set); the sweep "
+                             "shards over every process's devices, process 0 writes the results; OUT must "
+                             "be on a file system every process sees")
 
 
 def _tensorboard_option(parser):
@@ -283,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", action="store_true", help="continue an unfinished run of this config in the folder")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     _devices_option(r)
+    _distributed_option(r)
     _tensorboard_option(r)
     _format_option(r)
     r.set_defaults(fn=cmd_run)
@@ -290,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("out_dir", help="output folder of the interrupted run (holds checkpoints/)")
     rs.add_argument("--no-progress", action="store_true", help="no progress bar")
     _devices_option(rs)
+    _distributed_option(rs)
     _tensorboard_option(rs)
     _format_option(rs)
     rs.set_defaults(fn=cmd_resume)
@@ -304,6 +359,24 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "(default OUT_DIR/samples_gen<g>.<format>)")
     _format_option(sm)
     sm.set_defaults(fn=cmd_samples)
+    rf = sub.add_parser("refine", help="locate the knob value where the loop turns from stable to collapsing")
+    rf.add_argument("config", help="YAML config file")
+    rf.add_argument("--knob", required=True, metavar="PATH", help="the knob to refine, e.g. loop.real_fraction")
+    rf.add_argument("--lo", type=float, required=True, help="lower end of the knob range searched")
+    rf.add_argument("--hi", type=float, required=True, help="upper end of the knob range searched")
+    rf.add_argument("--tol", type=float, required=True, help="precision wanted on the knob (bracket width)")
+    rf.add_argument("--metric", default=None, help="metric classified (default: the config's first with a "
+                                                   "known collapse direction)")
+    rf.add_argument("--collapse-tol", type=float, default=0.1,
+                    help="collapsing when last-half mean / generation 0 is beyond 1 +- this (default 0.1)")
+    rf.add_argument("--direction", choices=("up", "down"), default=None,
+                    help="bad direction of a metric scl does not know (up: collapse makes it grow)")
+    rf.add_argument("--points", type=int, default=16, help="knob values per round (one compiled call)")
+    rf.add_argument("--rounds", type=int, default=10, help="at most this many rounds")
+    rf.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    rf.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _devices_option(rf)
+    rf.set_defaults(fn=cmd_refine)
     pl = sub.add_parser("plot", help="redraw every figure from saved results")
     pl.add_argument("out_dir", help="output folder holding results.nc")
     _format_option(pl)

@@ -40,6 +40,9 @@ class LoopConfig:
     real_fraction: Optional[float] = knob(
         None, "share of real rows in each generation's training set (fresh, fixed_real)", ge=0.0, le=1.0)
     lam: Optional[float] = knob(None, "fixed_real: #synthetic / #real (Bertrand et al. lambda)", ge=0.0)
+    real_weight: Optional[float] = knob(
+        None, "share of the training weight on the real rows, 1 - share on the synthetic ones, "
+        "whatever their counts (regimes mixing both); null: every row weight 1", ge=0.0, le=1.0)
 
     def validate(self, path):
         entry = registry.REGIMES.get(self.regime)
@@ -49,6 +52,10 @@ class LoopConfig:
         check = entry.traits.get("check")
         if check is not None:
             check(self, path)
+        if self.real_weight is not None and not entry.traits.get("real_rows"):
+            have = [name for name, e in registry.REGIMES.items() if e.traits.get("real_rows")]
+            raise ConfigError(_join(path, "real_weight"), f"regime {self.regime!r} trains on no real rows; "
+                              f"real_weight needs one of {', '.join(have)}")
 
     @property
     def synthetic_rows(self) -> int:
@@ -66,7 +73,7 @@ class LoopConfig:
         return 0.0 if not f else (1.0 - f) / f
 
     def derived_knobs(self) -> dict:
-        return {"lam": self.lam_value}
+        return {"lam": self.lam_value, "real_weight_set": float(self.real_weight is not None)}
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,8 @@ class MetricsConfig:
     projections: int = static(64, "random directions for sliced Wasserstein", ge=1)
     mmd_bandwidth: float = static(1.0, "Gaussian-kernel bandwidth for mmd", gt=0.0)
     sinkhorn_epsilon: float = static(0.05, "entropic regularisation for sinkhorn (ott-jax)", gt=0.0)
+    theory: bool = static(True, "closed-form predictions (scl.theory), where known: dashed on the curves "
+                          "figure, predicted vs simulated (z-score) in the summary")
     mode_share: float = static(0.02, "modes_covered: a true mode counts when it holds at least this "
                                "share of the model's samples", gt=0.0, le=1.0)
 
@@ -163,6 +172,10 @@ class Config:
         for section in (self.model, self.curation, self.correction):
             if hasattr(section, "check"):
                 section.check(self)
+        if self.loop.real_weight is not None and not getattr(self.model, "row_weights", False):
+            have = [name for name, e in registry.FAMILIES.items() if getattr(e.options, "row_weights", False)]
+            raise ConfigError("loop.real_weight", f"model.family {self.model.name!r} trains on its rows "
+                              f"unweighted; real_weight needs a family whose fit reads row weights: {', '.join(have)}")
         self._check_sweep()
 
     def _check_sweep(self):
@@ -300,6 +313,7 @@ def structure_key(cfg: "Config") -> str:
     for k in ("sweep", "seeds", "seed", "name", "checkpoint"):
         d.pop(k, None)
     d.get("run", {}).pop("progress", None)
+    d.get("metrics", {}).pop("theory", None)        # what is drawn and printed, not computed
     return repr(d)
 def _named_callables(d):
     """Replace Python callables (custom rewards, maps) by their import path 'module:qualname'."""

@@ -12,6 +12,12 @@ into ``rows`` kept rows (with weights):
              K = ceil(1 / share): the kept share is exactly 1/K.
   threshold  keep every candidate whose reward exceeds ``threshold`` (a knob; K = 1): the kept
              count varies, dropped rows get weight 0 and the kept ones move to the front.
+  tilt       the exponential tilt p_t(x) e^{beta r(x)} / Z (``beta`` >= 0 a knob). Exact where
+             the family samples a Gaussian (``Family.sampling_gaussian``) and the reward is linear
+             or quadratic (``quadratic_form``): rows are drawn from the tilted Gaussian
+             (:func:`tilted_gaussian`). Otherwise (or with ``method: resample``) importance
+             resampling: K candidates per row from p_t, one kept with probability ~ e^{beta r},
+             i.e. Luce choice; its law tends to the tilt as K grows (exact law: H above).
 
 K is static (it sets how many candidates the model draws).
 Theory (THEORY.md section 5): the Luce-kept row has law p(x) H(x) with
@@ -22,15 +28,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from scl.errors import ConfigError
 from scl.options import knob, static
 from scl.registry import register_curator
 from scl.rewards import check_dim, make_reward, parse_reward
+from scl.small_linalg import cholesky, matmul
 from scl.stages import Stage, no_state
 
 tree_map = jax.tree_util.tree_map
@@ -93,6 +101,61 @@ class ThresholdCuration(_WithReward):
     K = 1
     threshold: float = knob(0.0, "keep a row when its reward is > threshold")
     reward: Any = static(None, "reward section {kind: ...}")
+
+
+@dataclass(frozen=True)
+class TiltCuration(_WithReward):
+    """``curation: {rule: tilt, beta, K, method, reward}``: the curated law p_t e^{beta r} / Z."""
+
+    tag_key = "rule"
+    name = "tilt"
+    beta: float = knob(1.0, "tilt strength: curated law p_t(x) e^{beta r(x)} / Z (0: no curation; "
+                       "a negative tilt is a positive one of the negated reward)", ge=0.0)
+    K: int = static(16, "candidates per kept row of the importance-resampling path (static; "
+                    "unused where the tilt is exact)", ge=1)
+    method: Literal["auto", "exact", "resample"] = static(
+        "auto", "exact: draw from the tilted Gaussian (Gaussian family, linear or quadratic "
+        "reward; refused elsewhere); resample: importance resampling with K candidates; auto: "
+        "exact where possible, else resample")
+    reward: Any = static(None, "reward section {kind: ...}; linear and quadratic tilt a Gaussian exactly")
+
+    def check(self, cfg):
+        super().check(cfg)
+        if self.method == "exact" and getattr(self.reward, "quadratic_form", None) is None:
+            raise ConfigError("curation.method", f"'exact' needs a linear or quadratic reward, got "
+                              f"kind {self.reward.name!r} (use method: resample or auto)")
+        if self.method == "exact" and not getattr(cfg.model, "samples_gaussian", False):
+            raise ConfigError("curation.method", f"'exact' needs a family that samples a Gaussian, got "
+                              f"model.family {cfg.model.name!r} (use method: resample or auto)")
+
+
+def tilted_gaussian(mean, root, A, b, beta):
+    """N(mean, root root^T) tilted by e^{beta r}, r(x) = -x^T A x / 2 + b.x (A [d, d] PSD, b [d],
+    beta >= 0): the Gaussian with precision P = Sigma^-1 + beta A and mean P^-1 (Sigma^-1 mean +
+    beta b), computed without inverting Sigma (a collapsed model stays valid):
+    cov = (I + beta Sigma A)^-1 Sigma, mean' = (I + beta Sigma A)^-1 (mean + beta Sigma b).
+    ``A = None``: linear reward, mean + beta Sigma b with the same root. Returns (mean' [d], root' [d, d])."""
+    cov = matmul(root, root.T)
+    shifted = mean + beta * matmul(cov, b[:, None])[:, 0]
+    if A is None:
+        return shifted, root
+    d = mean.shape[0]
+    m = jnp.eye(d, dtype=cov.dtype) + beta * matmul(cov, A)
+    tilted = jnp.linalg.solve(m, cov)
+    tilted = 0.5 * (tilted + tilted.T)
+    new_root = cholesky(tilted)
+    return jnp.linalg.solve(m, shifted[:, None])[:, 0], jnp.where(jnp.isfinite(new_root), new_root, 0.0)
+
+
+def tilt_is_exact(o: "TiltCuration", family) -> bool:
+    """Whether ``tilt`` draws from the exact tilted law: a Gaussian-sampling family and a reward
+    with a quadratic form (and ``method`` not ``resample``)."""
+    possible = getattr(family, "sampling_gaussian", None) is not None and \
+        getattr(o.reward, "quadratic_form", None) is not None
+    if o.method == "exact" and not possible:
+        raise ConfigError("curation.method", "'exact' needs a family that samples a Gaussian "
+                          "(model.family: gaussian) and a linear or quadratic reward")
+    return possible and o.method != "resample"
 
 
 def _take_per_row(tree, rows: int, K: int, choice):
@@ -171,6 +234,32 @@ def make_threshold(o: ThresholdCuration, ctx) -> Stage:
         order = jnp.argsort(~keep, stable=True)         # kept rows first, in their order
         return tree_map(lambda a: a[order], candidates), keep[order].astype(jnp.float32)
     return _curator(o, rows, choose, weighted=True)
+
+
+@register_curator("tilt", TiltCuration)
+def make_tilt(o: TiltCuration, ctx) -> Stage:
+    """Exponential tilt p_t e^{beta r}: exact for a Gaussian model with a linear or quadratic
+    reward, else importance resampling (Luce choice among K candidates)."""
+    rows = ctx.rows
+    if not tilt_is_exact(o, ctx.family):
+        def choose(key, candidates, r, knobs):
+            choice = luce_choice(key, r.reshape(rows, o.K), knobs["beta"])
+            return _take_per_row(candidates, rows, o.K, choice), _ones(rows)
+        return _curator(o, rows, choose)
+
+    A, b = o.reward.quadratic_form()
+    A = None if not np.any(A) else jnp.asarray(A, jnp.float32)
+    b = jnp.asarray(b, jnp.float32)
+    sampling_gaussian = ctx.family.sampling_gaussian
+
+    def sample(key, model_state, count, model_knobs, knobs):
+        mean, root = tilted_gaussian(*sampling_gaussian(model_state, model_knobs), A, b, knobs["beta"])
+        z = jax.random.normal(key, (count * mean.shape[0],)).reshape(count, mean.shape[0])
+        return mean + z @ root.T
+
+    def apply(key, state, rows_in, w, knobs):       # the rows already follow the tilted law
+        return state, rows_in, w
+    return Stage(no_state, apply, 1, False, sample)
 
 
 def make_curator(options, ctx) -> Stage:

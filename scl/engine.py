@@ -47,9 +47,9 @@ def generation_keys(root_key, t):
     return dict(zip(KEY_NAMES, jax.random.split(jax.random.fold_in(root_key, t), len(KEY_NAMES))))
 
 
-def stage_chain(cfg, source, rows: int):
+def stage_chain(cfg, source, rows: int, family=None):
     """The config's stages chained (curation, then correction), and the keys they use."""
-    ctx = StageContext(source, cfg.truth, rows, cfg.loop.n)
+    ctx = StageContext(source, cfg.truth, rows, cfg.loop.n, family)
     named = [(section, table[getattr(cfg, section).name].make(getattr(cfg, section), ctx))
              for section, table, _ in STAGE_SECTIONS if getattr(cfg, section, None) is not None]
     key_names = {section: key for section, _, key in STAGE_SECTIONS}
@@ -136,7 +136,7 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
     regime = make_regime(loop, RegimeContext(loop.n, loop.synthetic_rows, loop.generations,
                                              max(lam_max, loop.lam_value), source))
     mixer = regime.rows
-    stages, stage_keys, stage_init_keys = stage_chain(cfg, source, mixer.synthetic_rows)
+    stages, stage_keys, stage_init_keys = stage_chain(cfg, source, mixer.synthetic_rows, family)
     metric_fns = make_metrics(MetricContext(family, source, cfg.metrics, cfg))
     probe = make_probe(family, source, cfg.metrics.samples, needs_of(cfg.metrics.names, METRICS))
     statistics = regime.statistics if uses_statistics(cfg, family, regime) else None
@@ -180,7 +180,10 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
             return step_statistics(state, root_key, knobs, t)
         k = generation_keys(root_key, t)
         count = mixer.synthetic_rows * stages.candidates_per_row
-        candidates = family.sample(k["sample"], state.model, count, knobs["model"])
+        if stages.sample is not None:       # a stage drawing its own rows from the model (exact tilt)
+            candidates = stages.sample(k["sample"], state.model, count, knobs)
+        else:
+            candidates = family.sample(k["sample"], state.model, count, knobs["model"])
         stage_states, syn, w_syn = stages.apply(stage_keys(k), state.stages, candidates,
                                                 jnp.ones((count,), jnp.float32), knobs)
         fresh = source.sample(k["real"], mixer.fresh_real_rows) if mixer.fresh_real_rows else None
@@ -220,16 +223,27 @@ def flat_inputs(cfg):
 
 
 def shard_configs(tree, count: int):
-    """Spread the configuration axis (leading, size ``count``) over all local devices with
-    ``jax.sharding``; pads it to a multiple of the device count by repeating the last
-    configuration. Returns (tree, padded count); on one device the tree is unchanged."""
+    """Spread the configuration axis (leading, size ``count``) over every device of every process
+    (a global ``jax.sharding.Mesh``; in one process: its local devices); pads it to a multiple of
+    the device count by repeating the last configuration. ``tree``: the same host arrays on every
+    process; each puts its own slice on its devices. Returns (tree, padded count); on one device
+    the tree is unchanged."""
     devices = jax.devices()
     if len(devices) == 1:
         return tree, count
     padded = -(-count // len(devices)) * len(devices)
     if padded != count:
         tree = jax.tree_util.tree_map(
-            lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], padded - count, 0)]), tree)
+            lambda a: jnp.concatenate([a, jnp.repeat(a[-1:], padded - count, 0)])
+            if jax.process_count() == 1 else
+            np.concatenate([np.asarray(a), np.repeat(np.asarray(a)[-1:], padded - count, 0)]), tree)
     mesh = jax.sharding.Mesh(np.array(devices), ("config",))
     spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("config"))
-    return jax.device_put(tree, spec), padded
+    if jax.process_count() == 1:
+        return jax.device_put(tree, spec), padded
+
+    def put(a):
+        host = np.asarray(a)
+        return jax.make_array_from_callback(host.shape, spec, lambda index: host[index])
+
+    return jax.tree_util.tree_map(put, tree), padded

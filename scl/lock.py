@@ -60,3 +60,15 @@ def folder_lock(out_dir, field: str = "out_dir"):
     finally:
         del _held[key]
         os.close(fd)                     # releases the flock
+
+
+@contextlib.contextmanager
+def run_lock(out_dir, field: str = "out_dir"):
+    """:func:`folder_lock` for a run of one or many processes (:mod:`scl.distributed`): process 0
+    alone takes the lock; the others wait for its outcome and refuse with the same line if it was
+    refused (so two processes of one run never lock each other out, and none runs on alone)."""
+    from scl.distributed import on_primary
+
+    with contextlib.ExitStack() as stack:
+        on_primary("lock", lambda: stack.enter_context(folder_lock(out_dir, field)))
+        yield Path(out_dir)

@@ -55,6 +55,23 @@ def combine(a: Moments, b: Moments) -> Moments:
     return Moments(count, mean, scatter)
 
 
+def combine_shares(a: Moments, b: Moments, share_a) -> Moments:
+    """Moments of the union of two disjoint sets whose rows are reweighted so that set ``a`` holds
+    the share ``share_a`` of the total weight a.count + b.count and ``b`` the rest (frequency
+    weights: each row of a weighs share_a N / a.count, N = a.count + b.count). An empty set
+    leaves its share to the other. share_a = a.count / N gives :func:`combine`.
+
+    mean = s m_a + (1 - s) m_b,  S = s N / a.count S_a + (1 - s) N / b.count S_b + N s (1 - s) dd^T."""
+    count = a.count + b.count
+    s = jnp.where(b.count > 0, jnp.where(a.count > 0, share_a, 0.0), 1.0)
+    scale_a = s * count / jnp.maximum(a.count, 1e-30)
+    scale_b = (1.0 - s) * count / jnp.maximum(b.count, 1e-30)
+    delta = a.mean - b.mean
+    mean = s * a.mean + (1.0 - s) * b.mean
+    scatter = scale_a * a.scatter + scale_b * b.scatter + count * s * (1.0 - s) * jnp.outer(delta, delta)
+    return Moments(count, mean, scatter)
+
+
 def chi_square(key, dof):
     """chi2(dof) draws, dof [...] >= 0 integers (0 gives 0): 2 Gamma(dof/2) for dof >= 2 from
     ``jax.random.gamma``, the square of a normal for dof = 1.

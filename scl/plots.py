@@ -23,6 +23,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullForm
 # notebooks alike); a returned Figure displays itself in Jupyter.
 
 from scl.atomic import save_figure
+from scl.phase import draw_boundary
 
 FORMATS = ("png", "pdf", "svg")
 BAND = "median, 25–75 % band"
@@ -124,6 +125,11 @@ def _fix_others(da: xr.DataArray, keep: list[str], at: dict | None):
         listing = ", ".join(_label(v) for v in values) if len(values) <= 6 else f"{len(values)} values"
         parts.append(f"{d}={_label(fixed[d])} (of {listing})")
     return (da.sel(fixed) if fixed else da), ("slice " + ", ".join(parts) if parts else "")
+
+
+def _sliced(ds, at):
+    """``ds`` at the slice ``at`` (those dims dropped), for overlays computed from the data."""
+    return ds.sel(at) if at else ds
 
 
 def _free_dims(ds, at) -> list[str]:
@@ -360,8 +366,10 @@ def phase_diagram(ds: xr.Dataset, metric: str | None = None, axis: str | None = 
         ax.set_yticks([])
     ax.set_xlim(x_edges[0], x_edges[-1])
     ax.set_ylim(y_edges[0], y_edges[-1])
-    # overlay hook: one call here draws on `ax` in (generation, sweep value) coordinates, e.g. the
-    # phase boundary of point 4 (issue 14).
+    if axis:       # where the classification flips (scl.phase), at the rows' drawn positions
+        positions = np.empty(len(centres))
+        positions[order] = centres
+        draw_boundary(ax, _sliced(ds, at), metric, axis=axis, positions=positions)
     what = f"{long_name(da)}, ratio to generation 0" if kind == "ratio" else axis_label(da)
     statistic = "median of the per-seed ratios" if kind == "ratio" else statistic
     ax.set_title(_title(ds, what, statistic, desc), fontsize=9)
@@ -380,10 +388,30 @@ def _log_y(da_values: np.ndarray, count: bool) -> bool:
             and finite.max() / finite.min() > 10)
 
 
+def _theory_line(ax, theory, metric, axis, v, gens, colour, label, at=None):
+    """Draw ``theory[metric]`` (scl.theory.predictions) dashed in ``colour`` at ``axis`` = v, the
+    other sweep dims at ``at`` (default their first value, as :func:`_fix_others`); True when drawn."""
+    if theory is None or metric not in theory.data_vars:
+        return False
+    th = theory[metric]
+    try:
+        th = th.sel({d: (at or {}).get(d, th[d].values[0]) for d in th.dims if d not in ("generation", axis)})
+        th = th.sel({axis: v}) if axis else th
+        y = th.sel(generation=gens).values
+    except (KeyError, ValueError):
+        return False
+    if not np.any(np.isfinite(y)):
+        return False
+    ax.plot(gens, y, color=colour, lw=1.2, ls="--", label="theory" if label else "_nolegend_")
+    return True
+
+
 def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = None, path=None,
-           at: dict | None = None):
+           at: dict | None = None, theory: xr.Dataset | None = None):
     """Metric versus generation, one line per value of ``axis`` (default the first sweep dim not
-    fixed by ``at``): median over seeds with the 25-75 % band; one panel per metric, one legend."""
+    fixed by ``at``): median over seeds with the 25-75 % band; one panel per metric, one legend.
+    ``theory``: closed-form expected values (scl.theory.predictions) drawn dashed in each band's
+    colour, labelled "theory" once."""
     metrics = metrics or list(ds.data_vars)
     dims = _free_dims(ds, at)
     axis = axis or (dims[0] if dims else None)
@@ -394,6 +422,7 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
     gens = ds["generation"].values
     cmap = matplotlib.colormaps[SEQUENTIAL]
     desc = ""
+    theory_drawn = False
     for ax, metric in zip(axes.flat, metrics):
         da, desc = _fix_others(ds[metric], [axis] if axis else [], at)
         values = list(da[axis].values) if axis else [None]
@@ -406,7 +435,7 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
             ax.plot(gens, q[1], color=colour, lw=1.4, label=f"{axis}={_label(v)}" if axis else "median")
             ax.fill_between(gens, q[0], q[2], color=colour, alpha=0.15, lw=0,
                             label=None if axis else "25–75 % band")
-        # overlay hook: one call here per panel (e.g. theory=..., dashed predictions on `ax`).
+            theory_drawn |= _theory_line(ax, theory, metric, axis, v, gens, colour, not theory_drawn, at)
         ax.set_title(long_name(da), fontsize=9)
         ax.set_ylabel(axis_label(da), fontsize=8)
         _integer_generations(ax)
@@ -420,6 +449,10 @@ def curves(ds: xr.Dataset, metrics: list[str] | None = None, axis: str | None = 
         ax.axis("off")
     fig.suptitle(_title(ds, "metrics per generation", BAND, desc), fontsize=10)
     handles, labels = axes.flat[0].get_legend_handles_labels()
+    if theory_drawn:                                  # "theory" last, wherever it was first drawn
+        found = [h for a in axes.flat for h, lab in zip(*a.get_legend_handles_labels()) if lab == "theory"]
+        keep = [i for i, lab in enumerate(labels) if lab != "theory"]
+        handles, labels = [handles[i] for i in keep] + found[:1], [labels[i] for i in keep] + ["theory"]
     if labels:
         fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
     if path is not None:
@@ -508,7 +541,9 @@ def final_heatmap(ds: xr.Dataset, metric: str, x: str | None = None, y: str | No
         shade = norm(_clip_for(np.array([v]), norm))[0] if np.isfinite(v) else 1.0
         ax.text(xc[j], yc[i], f"{v:.2g}", ha="center", va="center", fontsize=7,
                 color="white" if np.ma.getdata(shade) < 0.45 else "black")
-    # overlay hook: one call here draws on `ax`; cell (i, j) is centred at (j, i) (phase boundary).
+    px, py = np.empty(len(xc)), np.empty(len(yc))      # drawn position of each value, in ds order
+    px[xo], py[yo] = xc, yc
+    draw_boundary(ax, _sliced(ds, at), metric, x=x, y=y, positions=(px, py))
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(_title(ds, f"{long_name(da)} at generation {g}", "median", desc), fontsize=9)
@@ -534,21 +569,27 @@ def _slice_suffix(at: dict | None) -> str:
     return "".join(f"_{d}{_label(v)}".replace("/", "-").replace(" ", "") for d, v in (at or {}).items())
 
 
-def plot_all(ds: xr.Dataset, out_dir, format: str = "png", at: dict | None = None) -> list[Path]:
+def plot_all(ds: xr.Dataset, out_dir, theory="auto", format: str = "png", at: dict | None = None) -> list[Path]:
     """Write every standard figure of a results Dataset into ``out_dir`` as ``format`` (png, pdf or
-    svg); ``at`` ({dim: value}) picks the slice of the sweep axes a figure does not draw (file names
-    then end in ``_<dim><value>``). Returns the paths."""
+    svg); return the paths. ``theory``: predictions overlaid on the curves ("auto": from the config
+    in ``ds.attrs``, unless its ``metrics.theory`` is false; None: none). ``at`` ({dim: value})
+    picks the slice of the sweep axes a figure does not draw (file names then end in
+    ``_<dim><value>``)."""
     check_format(format)
+    if isinstance(theory, str):
+        from scl.summary import theory_for
+
+        theory = theory_for(ds)
     with np.errstate(invalid="ignore", divide="ignore"):       # inf/NaN metrics: flagged by the run
-        return _plot_all(ds, Path(out_dir), format, at or {})
+        return _plot_all(ds, Path(out_dir), format, at or {}, theory)
 
 
-def _plot_all(ds: xr.Dataset, out_dir: Path, format: str, at: dict) -> list[Path]:
+def _plot_all(ds: xr.Dataset, out_dir: Path, format: str, at: dict, theory=None) -> list[Path]:
     end = f"{_slice_suffix(at)}.{format}"
     paths = [out_dir / f"phase_diagram{end}", out_dir / f"curves{end}"]
     phase_diagram(ds, path=paths[0], at=at)
     others = [str(v) for v in ds.data_vars if str(v) not in _mode_mass_names(ds)]
-    curves(ds, others or None, path=paths[1], at=at)          # the mode masses have their own figure
+    curves(ds, others or None, path=paths[1], at=at, theory=theory)          # the mode masses have their own figure
     if _mode_mass_names(ds):
         paths.append(out_dir / f"mode_mass{end}")
         mode_masses(ds, path=paths[-1], at=at)

@@ -68,7 +68,8 @@ def register_regime(name: str, doc: str = "", **traits):
     ``check(loop, path)`` validates the loop section for this regime; ``statistics``: it has an
     exact sufficient-statistics form; ``synthetic_rows_are_n``; ``fresh_real``: it draws fresh
     real rows every generation; ``capacity_from_lam``: its buffer holds the sweep's largest
-    lambda n synthetic rows."""
+    lambda n synthetic rows; ``real_rows``: its training sets mix real and synthetic rows (so
+    ``loop.real_weight`` applies; scl.mixing.base.source_weights)."""
     return _register(REGIMES, name, None, doc, **traits)
 
 

@@ -10,10 +10,15 @@ Built-in kinds (``curation.reward.kind``):
                    (the mixture experiment of Ferbach et al., NeurIPS 2024: negative distance to
                    the nearest reward centre, 0 within ``radius`` of a centre, floored at -scale*clip)
   linear           r(x) = weights . x + bias
+  quadratic        r(x) = -scale * |x - target|^2
   box              r(x) = scale * 1[low <= x <= high coordinate-wise] (indicator of a region)
   table            r(i) = values[i] for category indices i (discrete data)
   custom           r(x) = function(x) for ONE row x, vmapped over rows. ``function`` is a Python
                    callable (Python API) or a dotted import path "module:function" (YAML).
+
+``options.quadratic_form()`` (only the linear and quadratic kinds have it): (A [d, d], b [d])
+with r(x) = -x^T A x / 2 + b . x + const, what an exact exponential tilt of a Gaussian needs
+(scl.curation, rule ``tilt``).
 """
 from __future__ import annotations
 
@@ -86,6 +91,33 @@ class LinearReward:
     def make(self):
         w = jnp.asarray(self.weights, jnp.float32)
         return lambda x: x @ w + self.bias
+
+    def quadratic_form(self):
+        d = len(self.weights)
+        return np.zeros((d, d)), np.asarray(self.weights, float)
+
+
+@dataclass(frozen=True)
+class QuadraticReward:
+    tag_key = "kind"
+    name = "quadratic"
+    target: tuple[float, ...] = static((0.0, 0.0), "target point")
+    scale: float = static(1.0, "reward = -scale * |x - target|^2", gt=0.0, finite=True)
+
+    def validate(self, path):
+        if len(self.target) == 0:
+            raise ConfigError(f"{path}.target", "needs at least one entry")
+
+    def dim(self):
+        return len(self.target)
+
+    def make(self):
+        target = jnp.asarray(self.target, jnp.float32)
+        return lambda x: -self.scale * jnp.sum((x - target) ** 2, axis=-1)
+
+    def quadratic_form(self):
+        d = len(self.target)
+        return 2.0 * self.scale * np.eye(d), 2.0 * self.scale * np.asarray(self.target, float)
 
 
 @dataclass(frozen=True)
@@ -228,7 +260,7 @@ class CustomReward:
         return jax.vmap(traced_row_function(fn, self.function, "curation.reward.function", "scalar"))
 
 
-REWARDS = {c.name: c for c in (DistanceReward, ClippedCentresReward, LinearReward, BoxReward,
+REWARDS = {c.name: c for c in (DistanceReward, ClippedCentresReward, LinearReward, QuadraticReward, BoxReward,
                                TableReward, CustomReward)}
 
 

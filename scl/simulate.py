@@ -12,6 +12,7 @@ import jax
 import numpy as np
 
 from scl.config import Config, load_config
+from scl.distributed import is_multiprocess, is_primary, to_host
 from scl.engine import build_program, shard_configs
 from scl.grid import grid_of
 from scl.callbacks import ChunkEvent, close_all
@@ -56,12 +57,12 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
         states, m0 = program.init(keys, knobs)
         out = {name: np.full((G + 1, C), np.nan, np.float32) for name in program.metric_names}
         for name in out:
-            out[name][0] = np.asarray(m0[name])[:C]
+            out[name][0] = to_host(m0[name])[:C]
         t = 1
         if checkpoint is not None:
-            checkpoint.save(unpad(states), 0, 1,
-                            {k: np.asarray(v)[None, :C] for k, v in jax.device_get(m0).items()},
-                            jax.tree_util.tree_map(lambda a: np.asarray(a)[None, :C], jax.device_get(states.model)))
+            host_states = to_host(states)        # whole, on every process (gathered from all)
+            checkpoint.save(unpad(host_states), 0, 1, {k: v[None, :C] for k, v in to_host(m0).items()},
+                            jax.tree_util.tree_map(lambda a: a[None, :C], host_states.model))
         if emit is not None:
             emit(0, 1, {name: v[0:1].copy() for name, v in out.items()}, False)
     else:
@@ -76,7 +77,7 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
         models = None
         if keep_models:
             m, models = m
-        m = unpad(jax.device_get(m), axis=1)
+        m = unpad(to_host(m), axis=1)
         if first and timings is not None:
             timings["first_chunk_s"] = timings.get("first_chunk_s", 0.0) + time.perf_counter() - t_start
         first = False
@@ -89,18 +90,18 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
         if emit is not None:
             emit(t0, t, {name: v[t0:t].copy() for name, v in out.items()}, False)
         if checkpoint is not None:
-            checkpoint.save(unpad(states), t0, t, m, unpad(models, axis=1))
+            checkpoint.save(unpad(to_host(states)), t0, t, m, unpad(to_host(models), axis=1))
         if on_chunk is not None:
             on_chunk(states, t, out)
     if checkpoint is not None:
         checkpoint.close()
     if timings is not None:
         timings["run_s"] = timings.get("run_s", 0.0) + time.perf_counter() - t_start
-    return out, unpad(states)
+    return out, unpad(to_host(states) if is_multiprocess() else states)
 
 
 def simulate(cfg, overrides=(), progress: bool | None = None, out_dir=None, resume: bool = False,
-             callbacks=()):
+             callbacks=(), distributed: bool = False):
     """Run ``cfg`` (a Config, YAML path or dict) and return the labelled results.
 
     Dimensions: one per swept setting (static sweeps first, in config order), then ``seed`` and
@@ -118,20 +119,32 @@ def simulate(cfg, overrides=(), progress: bool | None = None, out_dir=None, resu
     With a progress bar, the first metric's median over seeds at the last generation is printed
     per sweep point after each static variant. Checkpoints stay in ``out_dir`` (``scl run``
     removes them once results are written, unless ``checkpoint.keep_after_finish``).
+
+    ``distributed=True``: join JAX's distributed runtime first (:func:`scl.distributed.initialize`,
+    before any JAX work in this process; every process calls ``simulate`` with the same config and
+    ``out_dir`` on a shared file system). The configurations are sharded over every process's
+    devices; every process returns the whole Dataset; only process 0 shows progress, calls
+    ``callbacks`` and holds the folder's lock.
     """
+    if distributed:
+        from scl.distributed import initialize
+
+        initialize()
     if not isinstance(cfg, Config) or overrides:
         cfg = load_config(cfg, overrides)
     from scl.budget import check_memory
 
     check_memory(cfg)            # refuse, with the estimate, a run that cannot fit
-    show = cfg.run.progress if progress is None else progress
+    show = (cfg.run.progress if progress is None else progress) and is_primary()
     callbacks = [callbacks] if callable(callbacks) else list(callbacks or ())
+    if not is_primary():
+        callbacks = []
     variants = cfg.static_variants()
     lock = contextlib.nullcontext()
     if out_dir is not None and cfg.checkpoint.enabled:
-        from scl.lock import folder_lock
+        from scl.lock import run_lock
 
-        lock = folder_lock(out_dir)
+        lock = run_lock(out_dir)
     with lock:
         return _simulate(cfg, show, variants, out_dir, resume, callbacks)
 
@@ -167,7 +180,8 @@ def _simulate(cfg, show, variants, out_dir, resume, callbacks):
             for ckpt in run_ckpt.variants:
                 with contextlib.suppress(Exception):
                     ckpt.close()
-            remove_unfinished(out_dir)
+            if is_primary():
+                remove_unfinished(out_dir)
         raise
     finally:
         bar.close()

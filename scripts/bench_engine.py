@@ -132,6 +132,7 @@ def main():
     p.add_argument("--cpu-devices", type=int, default=None, help="XLA host devices for the engine (default: one per core)")
     p.add_argument("--draw", default="auto", choices=["auto", "rows"], help="model.draw for every timed loop")
     p.add_argument("--skip-compile", action="store_true", help="skip the compile-time comparison")
+    p.add_argument("--summary", default=None, help="append the main figures as a tab-separated line to this file")
     a = p.parse_args()
     use_cpu_devices(a.cpu_devices)          # before jax computes anything (default: one per core)
     cfg = config(generations=a.generations, draw=a.draw)
@@ -156,6 +157,11 @@ def main():
     # the NumPy loop is a reference implementation: its fully synthetic median W2 must match
     eng = np.median(ds.w2.isel(real_fraction=0).values[:, -1])
     print(f"check: median final W2 at real_fraction 0: engine {eng:.3f}, numpy {np.median(ref[:min(np_n, cfg.seeds), -1]):.3f}")
+    if a.summary:
+        with open(a.summary, "a") as out:
+            out.write(f"engine {C} cfg x {a.generations} gens\t{engine_s:.3f} s = "
+                      f"{C * (a.generations + 1) / engine_s:.3g} cfg*gen/s; x{loop_s / engine_s:.1f} vs "
+                      f"per-config jit, x{numpy_s / engine_s:.1f} vs numpy\n")
 
     if a.skip_compile:
         return

@@ -172,6 +172,7 @@ SETTINGS = [
         **CURATED, "curation": {"rule": "luce", "K": 2, "reward": {"kind": "clipped_centres"}}}),
     ("curation.reward.target=[.nan, 0]", "curation.reward.target", CURATED),
     ("loop.real_fraction=.nan", "loop.real_fraction", BASE),
+    ("model.matmul_precision=fp16", "model.matmul_precision", {**BASE, "model": {"family": "flow_matching"}}),
     ("=5", "--set", BASE),
     (" =5", "--set", BASE),
     ("loop.=5", "--set", BASE),

@@ -13,7 +13,7 @@ CONFIGS = sorted((PACKAGE.parent / "configs").glob("*.yaml"))
 PIECES = ["scl.data.", "scl.families.", "scl.metrics.", "scl.mixing.", "scl.curation", "scl.correction",
           "scl.correction_histogram", "scl.rewards"]
 HOST = {"scl.config", "scl.engine", "scl.simulate", "scl.cli", "scl.checkpoint", "scl.results",
-        "scl.catalog", "scl.grid", "scl.devices", "scl.plots", "scl.samples", "scl.summary"}
+        "scl.catalog", "scl.grid", "scl.devices", "scl.plots", "scl.samples", "scl.summary", "scl.phase"}
 
 
 def modules() -> dict:

@@ -33,6 +33,7 @@ class CategoricalModel:
     """``model: {family: categorical, smoothing, temperature}``."""
 
     tag_key = "family"
+    row_weights = True   # its fit reads fractional row weights (loop.real_weight applies)
     name = "categorical"
     smoothing: float = knob(0.0, "additive (Laplace) smoothing alpha >= 0 added to every count", ge=0.0)
     temperature: float = knob(1.0, "sampling temperature tau > 0: sample proportional to p^(1/tau)", gt=0.0)

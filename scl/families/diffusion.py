@@ -28,7 +28,7 @@ import numpy as np
 from scl.errors import ConfigError
 from scl.options import static
 from scl.families.base import Family
-from scl.families.networks import TimeMLP
+from scl.families.networks import TimeMLP, matmul_dtype
 from scl.families.neural import NeuralOptions, NeuralSpec, neural_family
 from scl.registry import register_family
 
@@ -103,7 +103,7 @@ def denoise(eps_fn, key, n: int, dim: int, chain: tuple, clip: float | None = No
 
 
 def diffusion_spec(o: DiffusionModel, dim: int) -> NeuralSpec:
-    net = TimeMLP(o.width, o.depth, dim)
+    net = TimeMLP(o.width, o.depth, dim, dtype=matmul_dtype(o.matmul_precision))
     T = o.timesteps
     abar = jnp.asarray(alpha_bars(o.schedule, T), jnp.float32)
     chain = denoising_chain(o.schedule, T, o.sample_steps, o.sampler)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
@@ -38,7 +38,7 @@ import numpy as np
 from scl.errors import ConfigError
 from scl.options import static
 from scl.families.base import Family
-from scl.families.networks import MLP
+from scl.families.networks import MLP, matmul_dtype
 from scl.families.neural import NeuralOptions, NeuralSpec, neural_family, truth_dim
 from scl.registry import register_family
 
@@ -73,9 +73,11 @@ class RealNVP(nn.Module):
     layers: int
     width: int
     depth: int
+    dtype: Any = None          # None: float32; jnp.bfloat16: bf16 matmuls (networks.MLP)
 
     def setup(self):
-        self.nets = [MLP(self.width, self.depth, 2 * self.dim, zero_last=True) for _ in range(self.layers)]
+        self.nets = [MLP(self.width, self.depth, 2 * self.dim, zero_last=True, dtype=self.dtype)
+                     for _ in range(self.layers)]
         self.s_scale = self.param("s_scale", nn.initializers.ones, (self.layers, self.dim))
         self.masks = jnp.asarray(coupling_masks(self.dim, self.layers))
 
@@ -182,10 +184,11 @@ class SplineFlow(nn.Module):
     depth: int
     bins: int
     bound: float
+    dtype: Any = None          # None: float32; jnp.bfloat16: bf16 matmuls (networks.MLP)
 
     def setup(self):
         n_raw = 3 * self.bins - 1
-        self.nets = [MLP(self.width, self.depth, self.dim * n_raw, zero_last=True)
+        self.nets = [MLP(self.width, self.depth, self.dim * n_raw, zero_last=True, dtype=self.dtype)
                      for _ in range(self.layers)]
         self.masks = jnp.asarray(coupling_masks(self.dim, self.layers))
 
@@ -217,9 +220,10 @@ class SplineFlow(nn.Module):
 
 def flow_network(o: FlowModel, dim: int) -> nn.Module:
     """The flax module of ``model: {family: flow}``: RealNVP or SplineFlow per ``coupling``."""
+    dtype = matmul_dtype(o.matmul_precision)
     if o.coupling == "spline":
-        return SplineFlow(dim, o.layers, o.width, o.depth, o.bins, float(o.bound))
-    return RealNVP(dim, o.layers, o.width, o.depth)
+        return SplineFlow(dim, o.layers, o.width, o.depth, o.bins, float(o.bound), dtype)
+    return RealNVP(dim, o.layers, o.width, o.depth, dtype)
 
 
 def flow_spec(o: FlowModel, dim: int) -> NeuralSpec:

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from scl.options import static
 from scl.families.base import Family
-from scl.families.networks import TimeMLP
+from scl.families.networks import TimeMLP, matmul_dtype
 from scl.families.neural import NeuralOptions, NeuralSpec, neural_family
 from scl.registry import register_family
 
@@ -45,7 +45,7 @@ def integrate(velocity, z, steps: int, method: str):
 
 
 def flow_matching_spec(o: FlowMatchingModel, dim: int) -> NeuralSpec:
-    net = TimeMLP(o.width, o.depth, dim)
+    net = TimeMLP(o.width, o.depth, dim, dtype=matmul_dtype(o.matmul_precision))
 
     def init(key):
         return net.init(key, jnp.zeros((1, dim)), jnp.zeros((1,)))

@@ -27,6 +27,8 @@ class GaussianModel:
     """``model: {family: gaussian, covariance, estimator, sampling_bias, draw}``."""
 
     tag_key = "family"
+    row_weights = True   # its fit reads fractional row weights (loop.real_weight applies)
+    samples_gaussian = True   # Family.sampling_gaussian: curation rule tilt can be exact
     name = "gaussian"
     covariance: Literal["full", "diag"] = static("full", "full or diagonal covariance")
     estimator: Literal["mle", "unbiased", "known_covariance"] = static(

@@ -38,6 +38,7 @@ class MixtureModel:
     """``model: {family: mixture, components, covariance, em_iterations, init, covariance_floor}``."""
 
     tag_key = "family"
+    row_weights = True   # its fit reads fractional row weights (loop.real_weight applies)
     name = "mixture"
     components: int = static(8, "number of mixture components k", ge=1)
     covariance: Literal["full", "diag"] = static("full", "full or diagonal component covariances")

@@ -1,31 +1,58 @@
 """Small flax networks shared by the neural families: MLP, time embedding, time-conditioned MLP.
 
 All act on a batch: x [B, d] -> [B, out]; times t [B] in [0, 1].
+
+Matmul precision (``model.matmul_precision``, :func:`matmul_dtype`): ``fp32`` (default) builds the
+networks exactly as before (``dtype=None``: float32 throughout). ``bf16`` gives every Dense layer
+``dtype=bfloat16``: its input and a bfloat16 copy of its float32 kernel enter a bfloat16
+``dot_general`` (what GPU tensor cores and TPU MXUs run at their bf16 rate), hidden activations stay
+bfloat16 (GEMMs accumulate in float32 inside), and the network's bfloat16 output is cast to float32,
+so losses and samplers see float32 (and the backward pass is bf16 too: the cotangent is cast back
+to bfloat16 there). Parameters, gradients (after the cast back) and Adam state stay float32. Explicit
+operand dtypes were chosen over ``jax.default_matmul_precision``: that flag is a request on float32
+operands; its level "bfloat16" is ``Precision.DEFAULT``, which GPUs run as TF32 (and TPUs already
+run float32 matmuls as one bf16 pass by default); a dot-algorithm preset (BF16_BF16_F32) would
+force bf16 passes, but not on every backend and JAX version, and either way activations stay
+float32 in memory. A bf16 operand is unambiguous on every backend, halves activation traffic, and
+is visible in the jaxpr (tests/test_bf16.py checks it).
 """
 from __future__ import annotations
+
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+MATMUL_DTYPES = {"fp32": None, "bf16": jnp.bfloat16}
+
+
+def matmul_dtype(precision: str):
+    """The flax ``dtype`` of ``model.matmul_precision``: None (fp32, as before) or jnp.bfloat16."""
+    return MATMUL_DTYPES[precision]
 
 
 class MLP(nn.Module):
     """``depth`` hidden SiLU layers of ``width`` units, then a linear layer to ``out`` units.
 
     ``zero_last``: the output layer starts at zero (an identity coupling / zero velocity at init).
+    ``dtype``: None (float32) or jnp.bfloat16 (bf16 matmuls, float32 params and output).
     """
 
     width: int
     depth: int
     out: int
     zero_last: bool = False
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, h):
         for _ in range(self.depth):
-            h = nn.silu(nn.Dense(self.width)(h))
+            h = nn.silu(nn.Dense(self.width, dtype=self.dtype)(h))
         init = nn.initializers.zeros if self.zero_last else nn.linear.default_kernel_init
-        return nn.Dense(self.out, kernel_init=init)(h)
+        if self.dtype is None:
+            return nn.Dense(self.out, kernel_init=init)(h)
+        return nn.Dense(self.out, kernel_init=init, dtype=self.dtype)(h).astype(jnp.float32)
 
 
 def time_embedding(t, features: int = 16):
@@ -43,11 +70,12 @@ class TimeMLP(nn.Module):
     depth: int
     out: int
     time_features: int = 16
+    dtype: Any = None
 
     @nn.compact
     def __call__(self, x, t):
         h = jnp.concatenate([x, time_embedding(t, self.time_features)], -1)
-        return MLP(self.width, self.depth, self.out)(h)
+        return MLP(self.width, self.depth, self.out, dtype=self.dtype)(h)
 
 
 def matmul_flops(params) -> int:

@@ -15,7 +15,7 @@ generation carries the previous generation's state.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Literal, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +39,9 @@ class NeuralOptions:
     warm_start: bool = static(
         True, "true: fine-tune the previous generation's network and Adam state; false: retrain "
               "from a fresh init every generation")
+    matmul_precision: Literal["fp32", "bf16"] = static(
+        "fp32", "dtype of the networks' matmuls: fp32, or bf16 (bfloat16 operands, float32 "
+                "accumulation, params and Adam state; the tensor-core / MXU rate on GPU and TPU)")
     learning_rate: float = knob(1e-3, "Adam step size", gt=0.0)
     grad_clip: float = knob(1.0, "clip gradients to this global norm", gt=0.0)
 

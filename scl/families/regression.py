@@ -45,6 +45,7 @@ class RegressionModel:
     """``model: {family: linear_regression, ridge, label_noise, design}``."""
 
     tag_key = "family"
+    row_weights = True   # its fit reads fractional row weights (loop.real_weight applies)
     name = "linear_regression"
     ridge: float = knob(0.0, "ridge strength lambda >= 0 (0 = ordinary least squares)", ge=0.0)
     label_noise: float = knob(1.0, "standard deviation of the noise added to synthetic labels", ge=0.0)

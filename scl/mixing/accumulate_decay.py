@@ -15,7 +15,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from scl.mixing.base import Mixer, Regime, first, present
+from scl.mixing.base import Mixer, Regime, first, present, source_weights
 from scl.registry import register_regime
 
 
@@ -37,7 +37,7 @@ class DecayPool(NamedTuple):
     present: jax.Array   # [G] int32: rows present in batch b (kept rows first; 0 before it is made)
 
 
-@register_regime("accumulate_decay")
+@register_regime("accumulate_decay", real_rows=True)
 def make_accumulate_decay(loop, ctx) -> Regime:
     """Real rows + every synthetic batch so far, batch b cut to decay_kept_rows(b, t, m) rows."""
     n, m, G = ctx.n, ctx.m, ctx.generations
@@ -61,6 +61,6 @@ def make_accumulate_decay(loop, ctx) -> Regime:
         source = n + b * m + (j - (ends[b] - keep[b]))
         idx = jnp.concatenate([jnp.arange(n), jnp.where(j < ends[-1], source, 0)])
         rows = jax.tree_util.tree_map(lambda a: a[idx], x)
-        return pool, rows, first(n + ends[-1], capacity)
+        return pool, rows, source_weights(first(n + ends[-1], capacity), jnp.arange(capacity) < n, knobs)
 
     return Regime(Mixer(init, mix, m, 0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from scl.mixing.base import Mixer, Regime, pool, row_count
+from scl.mixing.base import Mixer, Regime, pool, row_count, source_weights
 from scl.registry import register_regime
 from scl.rng import uniform_below
 
@@ -33,7 +33,7 @@ def distinct_indices(key, count, k: int, capacity: int):
     return jax.lax.fori_loop(0, k, body, start, unroll=4)[0]
 
 
-@register_regime("accumulate_subsample")
+@register_regime("accumulate_subsample", real_rows=True)
 def make_accumulate_subsample(loop, ctx) -> Regime:
     """A uniform n-subset of every row ever made."""
     n = ctx.n
@@ -43,6 +43,6 @@ def make_accumulate_subsample(loop, ctx) -> Regime:
         p = add(p, syn, w_syn)
         idx = distinct_indices(key, p.count, n, row_count(p.x))   # the pool fills in order
         x = jax.tree_util.tree_map(lambda a: a[idx], p.x)
-        return p, x, jnp.ones((n,), jnp.float32)
+        return p, x, source_weights(jnp.ones((n,), jnp.float32), idx < n, knobs)
 
     return Regime(Mixer(init, mix, ctx.m, 0))

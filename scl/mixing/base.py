@@ -6,6 +6,8 @@ from typing import Any, Callable, NamedTuple, Optional
 import jax
 import jax.numpy as jnp
 
+from scl import moments
+
 tree_map = jax.tree_util.tree_map
 
 
@@ -79,6 +81,33 @@ def first(k, size):
 def present(w_syn, rows: int):
     """Weights of synthetic rows: ``w_syn`` or, when None, all ones [rows]."""
     return jnp.ones((rows,), jnp.float32) if w_syn is None else w_syn
+
+
+def source_weights(w, real, knobs):
+    """Per-source loss weights (``loop.real_weight`` = s): w [N] 0/1 weights of the rows present,
+    real [N] bool marking the real rows. With s set (``knobs["real_weight_set"]`` = 1), the real
+    rows present share the total weight s * N_p and the synthetic ones (1 - s) * N_p, whatever
+    their counts (N_p = sum(w), so a family's row count stays the rows present; a source with no
+    row present leaves its share to the other); unset (or knobs without it): w unchanged."""
+    if "real_weight_set" not in knobs:          # a caller building knobs by hand
+        return w
+    total = jnp.sum(w)
+    n_real = jnp.sum(jnp.where(real, w, 0.0))
+    n_syn = total - n_real
+    share = jnp.where(n_syn > 0, jnp.where(n_real > 0, knobs["real_weight"], 0.0), 1.0)
+    per_row = jnp.where(real, share * total / jnp.maximum(n_real, 1e-30),
+                        (1.0 - share) * total / jnp.maximum(n_syn, 1e-30))
+    return jnp.where(knobs["real_weight_set"] > 0, w * per_row, w)
+
+
+def combine_sources(real, syn, knobs):
+    """The statistics form of :func:`source_weights`: Moments of real rows ``real`` and synthetic
+    rows ``syn`` combined, reweighted to the shares of ``loop.real_weight`` when it is set."""
+    if "real_weight_set" not in knobs:
+        return moments.combine(real, syn)
+    weighted = moments.combine_shares(real, syn, knobs["real_weight"])
+    plain = moments.combine(real, syn)
+    return tree_map(lambda u, v: jnp.where(knobs["real_weight_set"] > 0, u, v), weighted, plain)
 
 
 def plain_init(key, real):

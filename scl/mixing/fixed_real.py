@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from scl import moments
 from scl.errors import ConfigError
-from scl.mixing.base import Mixer, Regime, StatisticsMixer, concat, first, ones, present
+from scl.mixing.base import Mixer, Regime, StatisticsMixer, combine_sources, concat, first, ones, present, source_weights
 from scl.registry import register_regime
 
 
@@ -27,7 +27,7 @@ def _check(loop, path):
                           "must be > 0 under fixed_real (lambda = (1-f)/f); use regime: replace")
 
 
-@register_regime("fixed_real", check=_check, statistics=True, capacity_from_lam=True)
+@register_regime("fixed_real", check=_check, statistics=True, capacity_from_lam=True, real_rows=True)
 def make_fixed_real(loop, ctx) -> Regime:
     """The fixed real set + round(lambda n) synthetic rows."""
     n = ctx.n
@@ -41,10 +41,10 @@ def make_fixed_real(loop, ctx) -> Regime:
     def mix(key, real, fresh_real, syn, knobs, t, w_syn=None):
         k = fixed_real_synthetic_count(knobs, n)
         w = jnp.concatenate([jnp.ones((n,), jnp.float32), first(k, capacity) * present(w_syn, capacity)])
-        return real, concat(real, syn), w
+        return real, concat(real, syn), source_weights(w, jnp.arange(n + capacity) < n, knobs)
 
     def mix_statistics(key, s, model, kn):
-        return s, moments.combine(s, moments.draw(key, *model, fixed_real_synthetic_count(kn, n)))
+        return s, combine_sources(s, moments.draw(key, *model, fixed_real_synthetic_count(kn, n)), kn)
 
     statistics = StatisticsMixer(lambda real: moments.of_rows(real, jnp.ones((n,), jnp.float32)), mix_statistics)
     return Regime(Mixer(init, mix, capacity, 0), statistics)

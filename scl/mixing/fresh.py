@@ -7,7 +7,7 @@ import jax.numpy as jnp
 
 from scl import moments
 from scl.errors import ConfigError
-from scl.mixing.base import Mixer, Regime, StatisticsMixer, plain_init, present
+from scl.mixing.base import Mixer, Regime, StatisticsMixer, combine_sources, plain_init, present, source_weights
 from scl.registry import register_regime
 from scl.small_linalg import cholesky
 
@@ -22,7 +22,8 @@ def _check(loop, path):
         raise ConfigError(f"{path}.real_fraction", "regime 'fresh' needs a real_fraction in [0, 1]")
 
 
-@register_regime("fresh", check=_check, statistics=True, synthetic_rows_are_n=True, fresh_real=True)
+@register_regime("fresh", check=_check, statistics=True, synthetic_rows_are_n=True, fresh_real=True,
+                 real_rows=True)
 def make_fresh(loop, ctx) -> Regime:
     """round(f n) fresh real rows, then synthetic rows: n rows in all."""
     n = ctx.n
@@ -33,7 +34,7 @@ def make_fresh(loop, ctx) -> Regime:
             lambda r, s: jnp.where(real_row.reshape((n,) + (1,) * (r.ndim - 1)), r, s.astype(r.dtype)),
             fresh_real, syn)
         # synthetic row i sits at index i: with all present, the whole set is present
-        return state, x, jnp.where(real_row, 1.0, present(w_syn, n))
+        return state, x, source_weights(jnp.where(real_row, 1.0, present(w_syn, n)), real_row, knobs)
 
     statistics = None
     if ctx.source is not None and ctx.source.gaussian is not None:
@@ -43,7 +44,7 @@ def make_fresh(loop, ctx) -> Regime:
         def mix_statistics(key, s, model, kn):
             k = fresh_real_count(kn, n)
             real, syn = moments.draw_sets(key, [(truth_mean, truth_root, k), (*model, n - k)])
-            return s, moments.combine(real, syn)
+            return s, combine_sources(real, syn, kn)
         statistics = StatisticsMixer(lambda real: (), mix_statistics)
 
     return Regime(Mixer(plain_init, mix, n, n), statistics)
