@@ -72,7 +72,9 @@ def _one_line_warnings():
         warnings.showwarning = show
 
 
-FIGURE_PATTERNS = ("phase_diagram.png", "curves.png", "mode_mass.png", "final_*.png", "samples_gen*.png")
+FIGURE_STEMS = ("phase_diagram", "curves", "mode_mass", "final_*", "samples_gen*")
+FIGURE_PATTERNS = tuple(f"{stem}{tail}.{ext}" for stem in FIGURE_STEMS for tail in ("", "_*")
+                        for ext in ("png", "pdf", "svg"))
 
 
 def _out_dir(args, cfg) -> Path:
@@ -122,7 +124,7 @@ def cmd_run(args) -> int:
         on_primary("prepare", prepare)
         ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=args.resume,
                       callbacks=_callbacks(args) if primary else [])
-        return _finish(ds, cfg, out, overwrite=args.overwrite) if primary else 0
+        return _finish(ds, cfg, out, overwrite=args.overwrite, format=args.format) if primary else 0
 
 
 def _join(args) -> bool:
@@ -151,12 +153,12 @@ def _split_cpu(args, cfg):
     use_cpu_devices(args.cpu_devices if args.cpu_devices is not None else devices_for(cfg))
 
 
-def _finish(ds, cfg, out: Path, overwrite: bool = False) -> int:
+def _finish(ds, cfg, out: Path, overwrite: bool = False, format: str = "png") -> int:
     """Write config, results, figures and summary into ``out`` (each atomically) and report.
 
     ``config.yaml`` is renamed into place only after the new results are: a failure (disk full)
     leaves the previous config and results together. ``overwrite``: figures of the previous run
-    that this one does not redraw are removed."""
+    that this one does not redraw are removed. ``format``: png, pdf or svg figures."""
     from scl.atomic import atomic_path, write_text
     from scl.plots import plot_all
     from scl.results import save_results
@@ -171,7 +173,7 @@ def _finish(ds, cfg, out: Path, overwrite: bool = False) -> int:
     from scl.summary import theory_for
 
     theory = theory_for(ds)       # closed-form predictions (None: none known, or metrics.theory false)
-    figures = plot_all(ds, out, theory=theory)
+    figures = plot_all(ds, out, theory=theory, format=format)
     if overwrite:
         new = {Path(f).name for f in figures}
         for pattern in FIGURE_PATTERNS:
@@ -222,7 +224,7 @@ def cmd_resume(args) -> int:
             return 0
         ds = simulate(cfg, progress=not args.no_progress and cfg.run.progress, out_dir=out, resume=True,
                       callbacks=_callbacks(args) if primary else [])
-        return _finish(ds, cfg, out) if primary else 0
+        return _finish(ds, cfg, out, format=args.format) if primary else 0
 
 
 def cmd_samples(args) -> int:
@@ -238,18 +240,24 @@ def cmd_samples(args) -> int:
         raise ConfigError("--seed", f"must be >= 0, got {args.seed}")
     if args.output is not None:
         output_folder("--output", Path(path_arg("--output", args.output)).parent or ".")
-    path = plot_generation(args.out_dir, args.generation, n=args.n, seed=args.seed, path=args.output)
+        from scl.plots import FORMATS
+
+        if Path(args.output).suffix.lstrip(".") not in FORMATS:
+            raise ConfigError("--output", f"must end in .{', .'.join(FORMATS)} (the figure's format), got {args.output}")
+    path = plot_generation(args.out_dir, args.generation, n=args.n, seed=args.seed, path=args.output,
+                           format=args.format)
     print(f"figure: {path}")
     return 0
 
 
 def cmd_plot(args) -> int:
-    from scl.plots import plot_all
+    from scl.plots import parse_slice, plot_all
     from scl.results import load_results
 
     out = _results_arg(args.out_dir)
     ds = load_results(out)
-    for f in plot_all(ds, out if out.is_dir() else out.parent):
+    at = parse_slice(ds, args.slice or [])
+    for f in plot_all(ds, out if out.is_dir() else out.parent, format=args.format, at=at):
         print(f"figure: {f}")
     return 0
 
@@ -305,6 +313,13 @@ def _tensorboard_option(parser):
                              "\"scl[logging]\")")
 
 
+def _format_option(parser):
+    from scl.plots import FORMATS
+
+    parser.add_argument("--format", choices=FORMATS, default="png",
+                        help="file format of the figures (default png; pdf and svg are vector, for papers)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from scl import __version__
 
@@ -323,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     _devices_option(r)
     _distributed_option(r)
     _tensorboard_option(r)
+    _format_option(r)
     r.set_defaults(fn=cmd_run)
     rs = sub.add_parser("resume", help="continue an interrupted run from its latest checkpoint")
     rs.add_argument("out_dir", help="output folder of the interrupted run (holds checkpoints/)")
@@ -330,15 +346,18 @@ def build_parser() -> argparse.ArgumentParser:
     _devices_option(rs)
     _distributed_option(rs)
     _tensorboard_option(rs)
+    _format_option(rs)
     rs.set_defaults(fn=cmd_resume)
-    sm = sub.add_parser("samples", help="draw samples from a saved generation's models into a PNG")
+    sm = sub.add_parser("samples", help="draw samples from a saved generation's models into a figure")
     sm.add_argument("out_dir", help="output folder of a run whose checkpoints are kept (a finished run "
                                     "needs checkpoint.keep_after_finish: true)")
     sm.add_argument("--generation", "-g", type=int, required=True,
                     help="which generation's models to draw from (0 = the fit on real data)")
     sm.add_argument("--n", type=int, default=1000, help="samples per configuration")
     sm.add_argument("--seed", type=int, default=0, help="which seed's models to draw from")
-    sm.add_argument("--output", "-o", default=None, help="PNG path (default OUT_DIR/samples_gen<g>.png)")
+    sm.add_argument("--output", "-o", default=None, help="figure path, its format from the suffix "
+                                                         "(default OUT_DIR/samples_gen<g>.<format>)")
+    _format_option(sm)
     sm.set_defaults(fn=cmd_samples)
     rf = sub.add_parser("refine", help="locate the knob value where the loop turns from stable to collapsing")
     rf.add_argument("config", help="YAML config file")
@@ -360,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     rf.set_defaults(fn=cmd_refine)
     pl = sub.add_parser("plot", help="redraw every figure from saved results")
     pl.add_argument("out_dir", help="output folder holding results.nc")
+    _format_option(pl)
+    pl.add_argument("--slice", action="append", metavar="DIM=VALUE",
+                    help="draw the slice where sweep dim DIM is VALUE (repeatable; default every undrawn "
+                         "dim at its first value); file names end in _<DIM><VALUE>")
     pl.set_defaults(fn=cmd_plot)
     s = sub.add_parser("show", help="print the summary of saved results")
     s.add_argument("out_dir", help="output folder holding results.nc")

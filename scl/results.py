@@ -57,10 +57,36 @@ def build_dataset(cfg, results, timings: dict | None = None) -> xr.Dataset:
     })
     for k, v in (timings or {}).items():
         ds.attrs[f"timing_{k}"] = float(v)
-    for name in names:
-        from scl.registry import METRICS
+    return label_variables(ds)
 
-        ds[name].attrs["description"] = METRICS[name].doc if name in METRICS else name
+
+def metric_attrs(name: str) -> dict:
+    """CF-style attributes of the metric variable ``name``: ``long_name``, ``units`` ("1" for a pure
+    number, "count", "nats"; scl's truths are dimensionless, so distances and squared distances
+    are "1") and ``description``, from its ``register_metric`` entry; ``mode_mass_i`` takes
+    ``mode_mass``'s. An unregistered name gets itself as long_name and no units."""
+    from scl.registry import METRICS
+
+    entry, mode = METRICS.get(name), None
+    head, _, tail = name.rpartition("_")
+    if entry is None and head == "mode_mass" and tail.isdigit():
+        entry, mode = METRICS.get("mode_mass"), int(tail)
+    if entry is None:
+        return {"long_name": name, "description": name}
+    long_name = entry.traits.get("long_name") or name
+    attrs = {"long_name": f"{long_name} {mode}" if mode is not None else long_name,
+             "description": entry.doc or name}
+    if entry.traits.get("units"):
+        attrs["units"] = entry.traits["units"]
+    return attrs
+
+
+def label_variables(ds: xr.Dataset) -> xr.Dataset:
+    """Give every data variable the :func:`metric_attrs` it lacks (in place; also for results
+    saved by an scl that wrote none); returns ``ds``."""
+    for name in ds.data_vars:
+        for key, value in metric_attrs(str(name)).items():
+            ds[name].attrs.setdefault(key, value)
     return ds
 
 
@@ -136,7 +162,7 @@ def load_results(path) -> xr.Dataset:
     if why is None:
         try:
             with xr.open_dataset(path, engine="h5netcdf") as ds:
-                return ds.load()
+                return label_variables(ds.load())
         except Exception as e:  # noqa: BLE001
             why = f"unreadable ({type(e).__name__})"
     raise ConfigError("results", f"{path} is damaged: {why}; rebuild it from the checkpoints with: "

@@ -40,42 +40,74 @@ def draw(gm, n: int, seed: int = 0):
     return labels, np.asarray(samples), np.asarray(truth)
 
 
-def _panel(ax, x, truth):
+def _limits(panels, lo=0.5, hi=99.5):
+    """Shared axis limits over every panel (percentiles, so one diverged model does not squash the
+    rest): ((x0, x1), (y0, y1)) for 2-D rows, ((x0, x1), None) for 1-D."""
+    rows = np.concatenate([np.asarray(a).reshape(np.asarray(a).shape[0], -1)
+                           for _, x, truth in panels for a in (x, truth)])
+    rows = rows[np.all(np.isfinite(rows), axis=1)] if rows.ndim == 2 else rows
+    if rows.size == 0:
+        return (-1.0, 1.0), None
+    lim = [tuple(np.percentile(rows[:, k], [lo, hi])) for k in range(min(2, rows.shape[1]))]
+    lim = [(a - 0.05 * (b - a + 1e-12), b + 0.05 * (b - a + 1e-12)) for a, b in lim]
+    two_d = all(np.asarray(x).ndim == 2 and np.asarray(x).shape[1] >= 2 for _, x, _ in panels)
+    return lim[0], (lim[1] if two_d and len(lim) > 1 else None)
+
+
+def _panel(ax, x, truth, xlim):
     if x.ndim == 2 and x.shape[1] >= 2:
         ax.scatter(truth[:, 0], truth[:, 1], s=3, c="0.8", lw=0, label="truth")
         ax.scatter(x[:, 0], x[:, 1], s=3, c="C0", lw=0, label="model")
-        ax.set_aspect("equal", "datalim")
     else:
         x = x.reshape(x.shape[0], -1)[:, 0]
-        ax.hist(np.asarray(truth).reshape(truth.shape[0], -1)[:, 0], bins=40, color="0.8", density=True)
-        ax.hist(x, bins=40, color="C0", alpha=0.7, density=True)
+        bins = np.linspace(xlim[0], xlim[1], 41)
+        ax.hist(np.asarray(truth).reshape(truth.shape[0], -1)[:, 0], bins=bins, color="0.8", density=True,
+                label="truth")
+        ax.hist(x, bins=bins, color="C0", alpha=0.7, density=True, label="model")
 
 
-def plot_generation(out_dir, generation: int, n: int = 1000, seed: int = 0, path=None) -> Path:
-    """Draw ``n`` samples per configuration from generation ``generation``; save a PNG."""
+def sample_grid(panels, title: str = ""):
+    """Figure with one panel per (label, samples [n, ...], truth [n, ...]) (at most MAX_PANELS),
+    four to a row, every panel on the same shared axes (equal aspect for 2-D rows)."""
     from matplotlib.figure import Figure
 
-    from scl.atomic import save_figure
-    from scl.checkpoint import load_generation
-
-    panels = []
-    for gm in load_generation(out_dir, generation):
-        labels, samples, truth = draw(gm, n, seed)
-        panels += [(label, x, truth) for label, x in zip(labels, samples)]
     panels = panels[:MAX_PANELS]
     cols = min(4, len(panels))
     rows = int(np.ceil(len(panels) / cols))
-    fig = Figure(figsize=(3.2 * cols, 3.2 * rows), dpi=100)
-    axes = fig.subplots(rows, cols, squeeze=False)
+    xlim, ylim = _limits(panels)
+    fig = Figure(figsize=(3.2 * cols, 3.2 * rows + 0.4), dpi=100)
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
     for ax, (label, x, truth) in zip(axes.flat, panels):
-        _panel(ax, x, truth)
+        _panel(ax, np.asarray(x), np.asarray(truth), xlim)
         ax.set_title(label, fontsize=8)
+    axes.flat[0].set_xlim(*xlim)
+    if ylim is not None:
+        axes.flat[0].set_ylim(*ylim)
+        for ax in axes.flat:
+            ax.set_aspect("equal", adjustable="box")
     if axes.flat[0].get_legend_handles_labels()[1]:
         axes.flat[0].legend(fontsize=7, markerscale=3, loc="upper right")
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle(f"generation {generation}, seed {seed}: {n} samples per model", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path) if path else Path(out_dir) / f"samples_gen{generation}.png"
+    return fig
+
+
+def plot_generation(out_dir, generation: int, n: int = 1000, seed: int = 0, path=None, format: str = "png") -> Path:
+    """Draw ``n`` samples per configuration from generation ``generation``; save a figure (``path``,
+    its format from the suffix, default ``OUT_DIR/samples_gen<g>.<format>``). Every panel shares
+    the same axes (limits from the 0.5-99.5 % percentiles of all panels' rows)."""
+    from scl.atomic import save_figure
+    from scl.checkpoint import load_generation
+
+    panels, name = [], ""
+    for gm in load_generation(out_dir, generation):
+        labels, samples, truth = draw(gm, n, seed)
+        panels += [(label, x, truth) for label, x in zip(labels, samples)]
+        name = name or str(gm.config.name)
+    fig = sample_grid(panels, f"{name + ': ' if name else ''}generation {generation}, seed {seed}: "
+                              f"{n} samples per model (grey: truth)")
+    path = Path(path) if path else Path(out_dir) / f"samples_gen{generation}.{format}"
     save_figure(fig, path)
     return path

@@ -42,8 +42,9 @@ def main():
     sample = jax.jit(family.sample, static_argnums=2)
     truth = np.asarray(source.sample(jax.random.PRNGKey(0), cfg.metrics.samples))
     G = cfg.loop.generations
-    fig, axes = plt.subplots(1, len(fractions), figsize=(3.0 * len(fractions), 3.2), dpi=80)
-    for i, (ax, f) in enumerate(zip(np.atleast_1d(axes), fractions)):
+    fig, axes = plt.subplots(1, len(fractions), figsize=(3.0 * len(fractions), 3.2), dpi=80,
+                             sharex=True, sharey=True, squeeze=False)     # every panel on the same axes
+    for i, (ax, f) in enumerate(zip(axes.flat, fractions)):
         state = jax.tree_util.tree_map(lambda a: a[i], states.model)
         y = np.asarray(sample(jax.random.PRNGKey(1), state, cfg.metrics.samples, knobs))
         name = cfg.metrics.names[0]
@@ -51,9 +52,9 @@ def main():
         ax.scatter(*y.T, s=2, c="C3", alpha=0.6, rasterized=True)
         ax.set_title(f"real_fraction {f:g}: {name} {metrics[name][0, i]:.3g} -> {metrics[name][G, i]:.3g}",
                      fontsize=7)
-        ax.set_aspect("equal")
+        ax.set_aspect("equal", adjustable="box")
         ax.tick_params(labelsize=6)
-    fig.suptitle(f"{cfg.name}: generation {G} (red) over the truth (grey)", fontsize=9)
+    fig.suptitle(f"{cfg.name}: generation {G} (red) over the truth (grey), seed 0", fontsize=9)
     fig.tight_layout()
     out = Path(args.out or Path("runs") / cfg.name / "final_samples.png")
     out.parent.mkdir(parents=True, exist_ok=True)

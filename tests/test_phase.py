@@ -172,7 +172,8 @@ def test_phase_diagram_draws_the_flip(grid_ds):
     labels = classify(grid_ds, "trace_ratio", tol=0.1).values
     flips = np.flatnonzero(labels[1:] != labels[:-1])
     lines = [ln for ln in ax.get_lines() if ln.get_label() == "_phase_boundary"]
-    assert flips.size >= 1 and sorted(ln.get_ydata()[0] for ln in lines) == pytest.approx(list(flips + 0.5))
+    midpoints = [(GRID[f] + GRID[f + 1]) / 2 for f in flips]           # rows at their true spacing
+    assert flips.size >= 1 and sorted(ln.get_ydata()[0] for ln in lines) == pytest.approx(midpoints)
     assert any(t.get_text() == "stable ↑ / collapsing ↓" for t in ax.texts)
 
 

@@ -53,7 +53,8 @@ def _both_gaussian(ctx, name):
     return ctx.source.gaussian
 
 
-@register_metric("w2", doc="closed-form 2-Wasserstein distance to the Gaussian truth")
+@register_metric("w2", doc="closed-form 2-Wasserstein distance to the Gaussian truth",
+                 long_name="W2 distance to the truth", units="1")
 def make_w2(ctx):
     m0, c0 = _both_gaussian(ctx, "w2")
     vals, vecs = np.linalg.eigh(np.asarray(c0, np.float64))
@@ -61,13 +62,15 @@ def make_w2(ctx):
     return lambda probe, s, knobs: gaussian_w2(*ctx.family.gaussian(s), m0, c0, root)
 
 
-@register_metric("mean_sqerr", doc="squared error of the mean, |mu_t - mu_0|^2")
+@register_metric("mean_sqerr", doc="squared error of the mean, |mu_t - mu_0|^2",
+                 long_name="squared error of the mean |μ − μ₀|²", units="1")
 def make_mean_sqerr(ctx):
     m0, _ = _both_gaussian(ctx, "mean_sqerr")
     return lambda probe, s, knobs: jnp.sum((ctx.family.gaussian(s)[0] - m0) ** 2)
 
 
-@register_metric("trace_ratio", doc="tr(Sigma_t) / tr(Sigma_0): 1 = right spread, 0 = collapsed")
+@register_metric("trace_ratio", doc="tr(Sigma_t) / tr(Sigma_0): 1 = right spread, 0 = collapsed",
+                 long_name="covariance trace ratio tr Σ / tr Σ₀", units="1")
 def make_trace_ratio(ctx):
     _, c0 = _both_gaussian(ctx, "trace_ratio")
     return lambda probe, s, knobs: jnp.trace(ctx.family.gaussian(s)[1]) / jnp.trace(c0)
@@ -111,7 +114,8 @@ def logdet_psd(c):
 
 
 @register_metric("logdet_ratio", doc="log det Sigma_t - log det Sigma_0 (-inf when the variance has collapsed "
-                 "to 0, by definition; NaN when the state is not positive semi-definite)")
+                 "to 0, by definition; NaN when the state is not positive semi-definite)",
+                 long_name="log det Σ − log det Σ₀", units="1")
 def make_logdet_ratio(ctx):
     """log det Sigma_t - log det Sigma_0 (:func:`logdet_psd`; the truth's in float64): -inf when
     the variance has collapsed to 0 (by definition); NaN when the state is not positive

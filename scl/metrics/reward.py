@@ -26,19 +26,22 @@ def _reward(ctx, name):
     return make_reward(cur.reward)
 
 
-@register_metric("expected_reward", doc="E_model[r], r the curation reward", needs=("model",))
+@register_metric("expected_reward", doc="E_model[r], r the curation reward", needs=("model",),
+                 long_name="expected reward E[r]", units="1")
 def make_expected_reward(ctx):
     reward = _reward(ctx, "expected_reward")
     return lambda probe, s, knobs: jnp.mean(reward(probe.model))
 
 
-@register_metric("exp_reward", doc="E_model[exp r], r the curation reward", needs=("model",))
+@register_metric("exp_reward", doc="E_model[exp r], r the curation reward", needs=("model",),
+                 long_name="expected exp-reward E[exp r]", units="1")
 def make_exp_reward(ctx):
     reward = _reward(ctx, "exp_reward")
     return lambda probe, s, knobs: jnp.mean(jnp.exp(reward(probe.model)))
 
 
-@register_metric("reward_var", doc="Var_model[r], r the curation reward", needs=("model",))
+@register_metric("reward_var", doc="Var_model[r], r the curation reward", needs=("model",),
+                 long_name="reward variance Var[r]", units="1")
 def make_reward_var(ctx):
     reward = _reward(ctx, "reward_var")
     return lambda probe, s, knobs: jnp.var(reward(probe.model))
@@ -50,7 +53,8 @@ def _need_modes(ctx, name):
 
 
 @register_metric("mode_mass", doc="share of model samples nearest to each true mode (one variable per mode)",
-                 needs=("modes",))
+                 needs=("modes",),
+                 long_name="mass of true mode", units="1")
 def make_mode_mass(ctx):
     """Returns {mode_mass_i: fn}: one scalar metric per mode (expanded by make_metrics); all read
     the probe's one histogram, so they sum to 1."""
@@ -58,7 +62,8 @@ def make_mode_mass(ctx):
     return {f"mode_mass_{i}": (lambda probe, s, knobs, i=i: probe.modes[i]) for i in range(ctx.source.num_modes)}
 
 
-@register_metric("mode_entropy", doc="entropy (nats) of the model's per-mode masses", needs=("modes",))
+@register_metric("mode_entropy", doc="entropy (nats) of the model's per-mode masses", needs=("modes",),
+                 long_name="entropy of the mode masses", units="nats")
 def make_mode_entropy(ctx):
     _need_modes(ctx, "mode_entropy")
 
@@ -68,7 +73,8 @@ def make_mode_entropy(ctx):
     return fn
 
 
-@register_metric("diversity", doc="trace of the covariance of model samples", needs=("model",))
+@register_metric("diversity", doc="trace of the covariance of model samples", needs=("model",),
+                 long_name="sample covariance trace", units="1")
 def make_diversity(ctx):
     def fn(probe, s, knobs):
         x = probe.model

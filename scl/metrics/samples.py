@@ -61,21 +61,24 @@ def _vector_rows(ctx, name):
 
 
 @register_metric("sliced_w2", doc="sliced 2-Wasserstein distance between the probe's model and truth rows",
-                 needs=("model", "truth"))
+                 needs=("model", "truth"),
+                 long_name="sliced W2 distance to the truth", units="1")
 def make_sliced(ctx):
     _vector_rows(ctx, "sliced_w2")
     return lambda probe, s, knobs: sliced_w2(probe.key, probe.model, probe.truth, ctx.options.projections)
 
 
 @register_metric("mmd", doc="unbiased squared MMD (Gaussian kernel) between the probe's model and truth rows",
-                 needs=("model", "truth"))
+                 needs=("model", "truth"),
+                 long_name="squared MMD to the truth", units="1")
 def make_mmd(ctx):
     _vector_rows(ctx, "mmd")
     return lambda probe, s, knobs: mmd2(probe.model, probe.truth, ctx.options.mmd_bandwidth)
 
 
 @register_metric("sinkhorn", doc="debiased Sinkhorn divergence (ott-jax) between the probe's model and truth rows",
-                 needs=("model", "truth"))
+                 needs=("model", "truth"),
+                 long_name="Sinkhorn divergence to the truth", units="1")
 def make_sinkhorn(ctx):
     _vector_rows(ctx, "sinkhorn")
     return lambda probe, s, knobs: sinkhorn(probe.model, probe.truth, ctx.options.sinkhorn_epsilon)

@@ -5,7 +5,8 @@ from scl.metrics.base import require
 from scl.registry import register_metric
 
 
-@register_metric("train_loss", doc="neural families: mean training loss over the last quarter of the generation's steps")
+@register_metric("train_loss", doc="neural families: mean training loss over the last quarter of the generation's steps",
+                 long_name="training loss", units="1")
 def make_train_loss(ctx):
     from scl.families.neural import NeuralOptions
 
