@@ -162,13 +162,16 @@ def _labels_for(ds, metric, keep, tol, level):
 
 
 def draw_boundary(ax, ds: xr.Dataset, metric: str, axis: str | None = None, x: str | None = None,
-                  y: str | None = None, positions=None, tol: float = 0.1, level: float = 0.95):
+                  y: str | None = None, positions=None, tol: float = 0.1, level: float = 0.95,
+                  edges=None):
     """Mark where the classification of ``metric`` flips on a figure of ``ds``.
 
     One swept knob (``axis``, drawn along the y axis of a phase diagram): a horizontal dashed line
     between adjacent sweep values whose labels differ, annotated "stable ↑ / collapsing ↓" (or the
     reverse). ``positions`` [n]: the y coordinates of the sweep values (default: the values
-    themselves, i.e. true spacing). Two knobs (``x``, ``y``, a heatmap): the outline of the collapsing
+    themselves, i.e. true spacing); ``edges`` [n+1]: the drawn cell edges in increasing order (the line then
+    sits on the edge between the two rows, right on log or symmetric-log axes too; default: the
+    midpoint of the two values). Two knobs (``x``, ``y``, a heatmap): the outline of the collapsing
     cells; ``positions`` = (x positions [nx], y positions [ny]). Returns the labels drawn (or None:
     metric without a known direction, or nothing to draw)."""
     keep = [axis] if axis else [x, y]
@@ -183,9 +186,10 @@ def draw_boundary(ax, ds: xr.Dataset, metric: str, axis: str | None = None, x: s
         order = np.argsort(pos)
         pos, bad = pos[order], bad[order]
         for i in np.flatnonzero(bad[1:] != bad[:-1]):
-            at = (pos[i] + pos[i + 1]) / 2
+            at = (pos[i] + pos[i + 1]) / 2 if edges is None else float(np.asarray(edges)[i + 1])
             ax.axhline(at, color="cyan", lw=1.4, ls="--", label="_phase_boundary")
             text = "collapsing ↑ / stable ↓" if bad[i + 1] else "stable ↑ / collapsing ↓"
+            text += f"  (last half vs generation 0, tol {tol:g})"
             ax.annotate(text, xy=(0.99, at), xycoords=("axes fraction", "data"), ha="right", va="center",
                         fontsize=7, color="cyan", backgroundcolor=(0, 0, 0, 0.5))
         return labels

@@ -369,7 +369,7 @@ def phase_diagram(ds: xr.Dataset, metric: str | None = None, axis: str | None = 
     if axis:       # where the classification flips (scl.phase), at the rows' drawn positions
         positions = np.empty(len(centres))
         positions[order] = centres
-        draw_boundary(ax, _sliced(ds, at), metric, axis=axis, positions=positions)
+        draw_boundary(ax, _sliced(ds, at), metric, axis=axis, positions=positions, edges=y_edges)
     what = f"{long_name(da)}, ratio to generation 0" if kind == "ratio" else axis_label(da)
     statistic = "median of the per-seed ratios" if kind == "ratio" else statistic
     ax.set_title(_title(ds, what, statistic, desc), fontsize=9)

@@ -174,7 +174,7 @@ def test_phase_diagram_draws_the_flip(grid_ds):
     lines = [ln for ln in ax.get_lines() if ln.get_label() == "_phase_boundary"]
     midpoints = [(GRID[f] + GRID[f + 1]) / 2 for f in flips]           # rows at their true spacing
     assert flips.size >= 1 and sorted(ln.get_ydata()[0] for ln in lines) == pytest.approx(midpoints)
-    assert any(t.get_text() == "stable ↑ / collapsing ↓" for t in ax.texts)
+    assert any(t.get_text().startswith("stable ↑ / collapsing ↓") and "tol 0.1" in t.get_text() for t in ax.texts)
 
 
 def test_heatmap_outlines_the_collapsing_cells():
