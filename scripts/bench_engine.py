@@ -5,6 +5,26 @@ Also: compile time of the program for 1000 generations versus 10, and a roofline
 numbers the grid draws per second against ``jax.random.normal``'s raw throughput (same devices,
 same run, same count; jitted, best of 5), with the cost of each part of a generation.
 
+Measured (2-core CPU, 2 XLA devices, jax 0.10.2; the machine shared with other jobs, load
+average given, so the figures move by 2-3x between runs):
+    before this change, load 0.7-1.3: engine 0.560 s, per-config jit 3.465 s (6.2x), NumPy 44.5 s
+    (79.5x); the engine's chunk 0.667 s, 14 numbers x 1024 x 500 in it = 10.8 M/s against 143 M/s
+    for jax.random.normal: 7.5 % of raw. With chi_square swapped for a one-normal stand-in (not
+    exact) the chunk took 0.262 s: the 4 gamma draws are 60 % of a generation.
+    generation keys by fold_in (scl.engine.generation_keys, bit-identical): the chunk alone
+    1.098 -> 0.801 s (load 19, same process); inside scl.simulate 0.942 vs 0.940 s (load 9-11):
+    no gain measurable there.
+    this script now, load 9-10: engine 0.951 s, per-config jit 10.0 s (10.5x), NumPy 314 s
+    (330x); roofline 7.5 M/s against 96.2 M/s = 7.8 %; per configuration-generation: keys
+    143 ns, keys + 10 normals 702 ns, keys + 4 gammas 847 ns; one gamma draw = 16.9 raw normals.
+    A hand-written Marsaglia-Tsang (2, 3 or 4 vectorised candidates, a while loop for the rest)
+    took 0.41-0.84 s against jax.random.gamma's 0.45 s in the same runs (bench_gamma.py layout,
+    load 15): no gain, as bench_gamma.py found before.
+So >= 50 % of raw is out of reach for this grid: a gamma draw costs 7-17 raw normals (rejection,
+per-element key splits and a vmapped while loop that runs until the whole batch accepts), and
+with 10 normals and 4 gammas per configuration-generation even free keys, metric and fit would
+cap the numbers at 14 / (10 + 4 x 6.7) = 38 % (at the best gamma cost measured).
+
     python scripts/bench_engine.py              # prints every figure
     python scripts/bench_engine.py --numpy-configs 1024 --loop-configs 1024   # no extrapolation
     python scripts/bench_engine.py --cpu-devices 1   # the engine on one XLA device (one core)
@@ -202,9 +222,9 @@ def roofline(cfg, engine_s, repeats=5):
     print(f"  one gamma draw costs {gamma_each * 1e9:.1f} ns = {gamma_each / (raw_s / count):.1f} raw normals "
           f"(Marsaglia-Tsang rejection, a while loop run until every draw of the batch is accepted); "
           f"one normal in this layout {normal_each * 1e9:.2f} ns = {normal_each / (raw_s / count):.1f} raw normals")
-    best_case = (normals + gammas) / (normals * normal_each / (raw_s / count) + gammas * gamma_each / (raw_s / count))
-    print(f"  so even with no keys, metric or fit the grid's numbers could come at most at "
-          f"{100 * best_case:.0f} % of raw normal throughput")
+    best_case = (normals + gammas) / (normals + gammas * gamma_each / (raw_s / count))
+    print(f"  so even with free keys, metric and fit and every normal at the raw rate, the grid's "
+          f"numbers would come at most at {100 * best_case:.0f} % of raw normal throughput")
 
 
 def compile_seconds(generations, chunk=50):
