@@ -23,8 +23,8 @@ x SAFETY_CPU on a CPU host minus the host copy of the per-generation metrics
 (``scl.budget``'s result term), split evenly over the host's XLA devices.
 
 The probe costs a compilation, so it runs only when ``scl.budget``'s cheap
-estimate of the whole grid's work exceeds GATE x the limit. A value set by the user is never
-changed. ``scl run`` prints the choice (:meth:`BatchChoice.message`).
+estimate of the whole grid's work exceeds GATE x the limit; grids of at most PROBE_SIZE
+configurations are never batched. A value set by the user is never changed. ``scl run`` prints the choice (:meth:`BatchChoice.message`).
 """
 from __future__ import annotations
 
