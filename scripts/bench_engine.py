@@ -14,16 +14,22 @@ average given, so the figures move by 2-3x between runs):
     generation keys by fold_in (scl.engine.generation_keys, bit-identical): the chunk alone
     1.098 -> 0.801 s (load 19, same process); inside scl.simulate 0.942 vs 0.940 s (load 9-11):
     no gain measurable there.
-    this script now, load 9-10: engine 0.951 s, per-config jit 10.0 s (10.5x), NumPy 314 s
-    (330x); roofline 7.5 M/s against 96.2 M/s = 7.8 %; per configuration-generation: keys
-    143 ns, keys + 10 normals 702 ns, keys + 4 gammas 847 ns; one gamma draw = 16.9 raw normals.
+    this script now, load 1.0-1.4: engine 0.585 s, per-config jit 4.245 s (7.3x), NumPy 47.0 s
+    (80.4x); roofline 12.2 M/s against 276.6 M/s (jax.random.normal sharded over the 2 devices)
+    = 4.4 %; per configuration-generation (engine 1143 ns): keys 95 ns, keys + 10 normals 311 ns,
+    keys + 4 gammas 789 ns; one gamma draw = 48 raw normals, one normal drawn per configuration
+    (vmapped, [C, 10]) = 6 raw normals. At load 9-10: engine 0.951 s, per-config jit 10.0 s
+    (10.5x), roofline 7.8 %, a gamma draw 16.9 raw normals (the raw rate suffers most from load).
     A hand-written Marsaglia-Tsang (2, 3 or 4 vectorised candidates, a while loop for the rest)
     took 0.41-0.84 s against jax.random.gamma's 0.45 s in the same runs (bench_gamma.py layout,
     load 15): no gain, as bench_gamma.py found before.
-So >= 50 % of raw is out of reach for this grid: a gamma draw costs 7-17 raw normals (rejection,
+So >= 50 % of raw is out of reach for this grid: a gamma draw costs 17-48 raw normals (rejection,
 per-element key splits and a vmapped while loop that runs until the whole batch accepts), and
 with 10 normals and 4 gammas per configuration-generation even free keys, metric and fit would
-cap the numbers at 14 / (10 + 4 x 6.7) = 38 % (at the best gamma cost measured).
+cap the numbers at 14 / (10 + 4 x 48) = 7 % (18 % at the load-9 figure). A normal drawn from each
+configuration's own key costs 6 raw normals besides; drawing [d, C] from one key would be faster
+but breaks common random numbers (a configuration must give the same draws alone and in a sweep).
+>= 10x the per-configuration loop: 7.3x at low load (6.2x before), 10.5x in one loaded run.
 
     python scripts/bench_engine.py              # prints every figure
     python scripts/bench_engine.py --numpy-configs 1024 --loop-configs 1024   # no extrapolation

@@ -21,7 +21,13 @@ may be shared). Checks the result against theory: with real_fraction 1 every gen
 on n fresh real rows, so E[w2] at the last generation equals generation 0's.
 
 Measured (2-core CPU, 2 XLA devices, jax 0.10.2; the machine shared with other jobs):
-    MEASURED-PLACEHOLDER
+    full run (defaults, batches of 15,625 configurations, chunks of 100 generations): 10^9
+    configuration-generations in 2624 s = 0.394 M/s on average (first chunk incl. compilation
+    91.8 s), the load average falling from 16 to 2 during the run (about 0.7 M/s over its last
+    28 % at load 2-5); peak memory (ru_maxrss) 0.64 GiB. Check: real_fraction 1, mean w2 at
+    generation 1000 0.1719 vs 0.1727 at generation 0 (-2.2 standard errors); real_fraction 0:
+    0.1727 -> 1.8797.
+    --quick, load 8.5: 1.64e6 in 2.5 s after an 8.4 s first chunk = 0.624 M/s, 0.45 GiB.
 """
 from __future__ import annotations
 
