@@ -7,7 +7,9 @@ order of magnitude, not a measurement:
     rows   = n (real rows) + m K (curation candidates, K = 1 without curation) + n + m (training set)
              + [n + G m] (accumulate regimes: the pool of fixed capacity) + 2 S (probe: model and truth)
     work   = 4 B x FACTOR x d x rows x B_c          (B_c = configurations computed at once:
-                                                    run.config_batch_size, else knob points x seeds)
+                                                    run.config_batch_size, else the smaller of knob
+                                                    points x seeds and AUTO_BATCH_FLOOR: an unset
+                                                    batch size is chosen to fit, scl.auto_batch)
     result = 4 B x C x (G + 1) x M x 2             (C = all sweep points x seeds, M metrics; x 2: the
                                                     results are copied once when saved)
     need   = work + result
@@ -25,6 +27,9 @@ from scl.errors import ConfigError
 
 FACTOR = 4
 BYTES = 4
+# run.config_batch_size unset: scl.auto_batch batches a grid that does not fit, so the refusal
+# counts the work of at most this many configurations at once
+AUTO_BATCH_FLOOR = 1024
 
 
 def _sizes(cfg) -> dict:
@@ -50,14 +55,31 @@ def _f(x) -> float:
         return math.inf
 
 
-def _need(z: dict) -> float:
+def _work(z: dict, batch: float) -> float:
     n, m, G, S, K = (_f(z[k]) for k in ("n", "m", "G", "S", "K"))
     rows = n + m * K + n + m + (n + G * m if z["accumulate"] else 0.0) + 2 * S
+    return BYTES * FACTOR * _f(z["d"]) * rows * batch
+
+
+def _result(z: dict) -> float:
+    return BYTES * _f(z["points"]) * _f(z["seeds"]) * (_f(z["G"]) + 1) * _f(z["M"]) * 2
+
+
+def _need(z: dict) -> float:
     per_variant = _f(z["knob_points"]) * _f(z["seeds"])
-    batch = min(per_variant, _f(z["batch"])) if z["batch"] else per_variant
-    work = BYTES * FACTOR * _f(z["d"]) * rows * batch
-    result = BYTES * _f(z["points"]) * _f(z["seeds"]) * (G + 1) * _f(z["M"]) * 2
-    return work + result
+    batch = min(per_variant, _f(z["batch"]) if z["batch"] else AUTO_BATCH_FLOOR)
+    return _work(z, batch) + _result(z)
+
+
+def work_bytes(cfg) -> float:
+    """The work term for one static variant ``cfg`` computed all at once (no batching)."""
+    z = _sizes(cfg)
+    return _work(z, _f(z["knob_points"]) * _f(z["seeds"]))
+
+
+def result_bytes(cfg) -> float:
+    """The result term: host copies of every per-generation metric of ``cfg`` (all variants)."""
+    return _result(_sizes(cfg))
 
 
 # the settings that may make a run too big, and the smallest value each can take

@@ -44,7 +44,14 @@ STAGE_SECTIONS = (("curation", CURATORS, "curate"), ("correction", CORRECTORS, "
 
 
 def generation_keys(root_key, t):
-    return dict(zip(KEY_NAMES, jax.random.split(jax.random.fold_in(root_key, t), len(KEY_NAMES))))
+    """{name: key} of generation t. Key i is ``fold_in(fold_in(root, t), i)``: with JAX's default
+    partitionable threefry that is ``split(fold_in(root, t), 8)[i]`` bit for bit (one threefry
+    block on the counter (0, i)), but XLA drops the keys a step never reads, where a split hashes
+    all 8 (on the Gaussian grid: 31.5 ms versus 3.8 ms for one key of 1024 x 500, 2-core CPU)."""
+    key = jax.random.fold_in(root_key, t)
+    if not jax.config.jax_threefry_partitionable:       # then split and fold_in differ: keep split's bits
+        return dict(zip(KEY_NAMES, jax.random.split(key, len(KEY_NAMES))))
+    return {name: jax.random.fold_in(key, i) for i, name in enumerate(KEY_NAMES)}
 
 
 def stage_chain(cfg, source, rows: int, family=None):

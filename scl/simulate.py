@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from typing import Callable, Optional
 
@@ -30,6 +31,7 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
     ``checkpoint``: a :class:`scl.checkpoint.VariantCheckpoint` to resume from and save into.
     """
     keep_models = checkpoint is not None and checkpoint.keep_models
+    cfg = _with_batch_size(cfg, keep_models, bar)
     grid = grid_of(cfg)
     program = build_program(cfg, grid.lam_max, keep_models=keep_models)
     keys, knobs = grid.inputs()
@@ -98,6 +100,22 @@ def run_variant(cfg: Config, bar=None, on_chunk: Optional[Callable] = None, timi
     if timings is not None:
         timings["run_s"] = timings.get("run_s", 0.0) + time.perf_counter() - t_start
     return out, unpad(to_host(states) if is_multiprocess() else states)
+
+
+def _with_batch_size(cfg: Config, keep_models: bool, bar=None) -> Config:
+    """``cfg`` with ``run.config_batch_size`` chosen from the compiled program's memory analysis
+    when it is unset and the grid does not fit at once (:mod:`scl.auto_batch`); the choice is
+    printed (progress bar, else stderr)."""
+    from scl.auto_batch import choose_batch
+
+    choice = choose_batch(cfg, keep_models)
+    if choice is None or choice.batch_size is None:
+        return cfg
+    if getattr(bar, "inner", None) is not None:      # a visible bar: write above it
+        bar.write(f"scl: {choice.message()}")
+    else:
+        print(f"scl: {choice.message()}", file=sys.stderr)
+    return cfg.set("run.config_batch_size", choice.batch_size)
 
 
 def simulate(cfg, overrides=(), progress: bool | None = None, out_dir=None, resume: bool = False,

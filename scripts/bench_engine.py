@@ -1,7 +1,35 @@
 """Engine speed: one compiled sweep versus a per-configuration jit loop and a plain NumPy loop.
 
 Grid: 64 seeds x 16 real fractions x 500 generations, n = 100, d = 2, regime fresh, metric w2.
-Also: compile time of the program for 1000 generations versus 10.
+Also: compile time of the program for 1000 generations versus 10, and a roofline: the random
+numbers the grid draws per second against ``jax.random.normal``'s raw throughput (same devices,
+same run, same count; jitted, best of 5), with the cost of each part of a generation.
+
+Measured (2-core CPU, 2 XLA devices, jax 0.10.2; the machine shared with other jobs, load
+average given, so the figures move by 2-3x between runs):
+    before this change, load 0.7-1.3: engine 0.560 s, per-config jit 3.465 s (6.2x), NumPy 44.5 s
+    (79.5x); the engine's chunk 0.667 s, 14 numbers x 1024 x 500 in it = 10.8 M/s against 143 M/s
+    for jax.random.normal: 7.5 % of raw. With chi_square swapped for a one-normal stand-in (not
+    exact) the chunk took 0.262 s: the 4 gamma draws are 60 % of a generation.
+    generation keys by fold_in (scl.engine.generation_keys, bit-identical): the chunk alone
+    1.098 -> 0.801 s (load 19, same process); inside scl.simulate 0.942 vs 0.940 s (load 9-11):
+    no gain measurable there.
+    this script now, load 1.0-1.4: engine 0.585 s, per-config jit 4.245 s (7.3x), NumPy 47.0 s
+    (80.4x); roofline 12.2 M/s against 276.6 M/s (jax.random.normal sharded over the 2 devices)
+    = 4.4 %; per configuration-generation (engine 1143 ns): keys 95 ns, keys + 10 normals 311 ns,
+    keys + 4 gammas 789 ns; one gamma draw = 48 raw normals, one normal drawn per configuration
+    (vmapped, [C, 10]) = 6 raw normals. At load 9-10: engine 0.951 s, per-config jit 10.0 s
+    (10.5x), roofline 7.8 %, a gamma draw 16.9 raw normals (the raw rate suffers most from load).
+    A hand-written Marsaglia-Tsang (2, 3 or 4 vectorised candidates, a while loop for the rest)
+    took 0.41-0.84 s against jax.random.gamma's 0.45 s in the same runs (bench_gamma.py layout,
+    load 15): no gain, as bench_gamma.py found before.
+So >= 50 % of raw is out of reach for this grid: a gamma draw costs 17-48 raw normals (rejection,
+per-element key splits and a vmapped while loop that runs until the whole batch accepts), and
+with 10 normals and 4 gammas per configuration-generation even free keys, metric and fit would
+cap the numbers at 14 / (10 + 4 x 48) = 7 % (18 % at the load-9 figure). A normal drawn from each
+configuration's own key costs 6 raw normals besides; drawing [d, C] from one key would be faster
+but breaks common random numbers (a configuration must give the same draws alone and in a sweep).
+>= 10x the per-configuration loop: 7.3x at low load (6.2x before), 10.5x in one loaded run.
 
     python scripts/bench_engine.py              # prints every figure
     python scripts/bench_engine.py --numpy-configs 1024 --loop-configs 1024   # no extrapolation
@@ -113,6 +141,98 @@ def numpy_loop(cfg, count, seed=0):
     return out
 
 
+def _best(fn, repeats=5):
+    """Best wall time of ``repeats`` calls of ``fn`` (after one call that compiles)."""
+    jax.block_until_ready(fn())
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def grid_draws(cfg):
+    """Random numbers one generation of one configuration draws on the statistics path
+    (scl.moments.draw_sets): per training set (fresh: the real rows and the model's rows, P = 2)
+    d normals for the mean and d(d-1)/2 for Bartlett's off-diagonal, and d chi-squares, each one
+    ``jax.random.gamma`` draw plus one normal (chi_square draws both). Returns (normals, gammas)."""
+    P, d = (2 if cfg.loop.regime == "fresh" else 1), cfg.truth.dim
+    return P * (d + d * (d - 1) // 2) + P * d, P * d
+
+
+def roofline(cfg, engine_s, repeats=5):
+    """The grid's random numbers per second against ``jax.random.normal``'s raw throughput (same
+    devices, same count, sharded like the engine), and the cost of each part of a generation in
+    the engine's layout (a vmap over C configurations inside a scan over G generations)."""
+    from scl.engine import shard_configs
+
+    C, G = cfg.seeds * len(cfg.sweep[0][1]), cfg.loop.generations
+    normals, gammas = grid_draws(cfg)
+    count = (normals + gammas) * C * G
+    devices = jax.devices()
+    mesh = jax.sharding.Mesh(np.array(devices), ("config",))
+    spec = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("config"))
+    count -= count % len(devices)
+    raw = jax.jit(lambda k: jax.random.normal(k, (count,)), out_shardings=spec)
+    raw_s = _best(lambda: raw(jax.random.PRNGKey(1)), repeats)
+    raw_rate, grid_rate = count / raw_s, count / engine_s
+    print(f"roofline: the grid draws {normals + gammas} random numbers per configuration-generation "
+          f"({normals} normals + {gammas} gamma draws), {count / 1e6:.2f} M in all: "
+          f"{grid_rate / 1e6:.1f} M/s; jax.random.normal draws the same count in {raw_s:.3f} s "
+          f"({raw_rate / 1e6:.1f} M/s): grid at {100 * grid_rate / raw_rate:.1f} % of raw (target >= 50 %)")
+
+    # the parts of one generation, each alone in the engine's layout
+    from scl.engine import KEY_NAMES
+
+    keys = jax.random.split(jax.random.PRNGKey(0), C)
+    f = np.repeat(np.linspace(0, 1, len(cfg.sweep[0][1])), cfg.seeds)
+    k_real = np.round(f * cfg.loop.n)
+    dof = np.stack([k_real - 1, k_real - 2, cfg.loop.n - k_real - 1, cfg.loop.n - k_real - 2], 1)
+    (keys, dof), _ = shard_configs((keys, jnp.asarray(dof, jnp.float32)), C)
+
+    def scanned(draw):
+        def one(key, dof):
+            def body(acc, t):
+                return acc + draw(key, dof, t), None
+            return jax.lax.scan(body, jnp.zeros(()), jnp.arange(1, G + 1))[0]
+        run = jax.jit(jax.vmap(one))
+        return _best(lambda: run(keys, dof), repeats)
+
+    def key_tree(key, t):        # the engine's keys: fold_in + split(8), draw_sets' and chi_square's splits
+        k = jax.random.split(jax.random.fold_in(key, t), len(KEY_NAMES))[0]
+        a, b = jax.random.split(k)
+        c, e = jax.random.split(a)
+        return b, c, e
+
+    def keys_only(key, dof, t):
+        return sum(jax.random.bits(x, (), jnp.uint32)[()].astype(jnp.float32) for x in key_tree(key, t))
+
+    def normal_draws(key, dof, t):
+        return jnp.sum(jax.random.normal(key_tree(key, t)[0], (normals,)))
+
+    def gamma_draws(key, dof, t):
+        return jnp.sum(jax.random.gamma(key_tree(key, t)[1], jnp.maximum(dof, 2.0) / 2.0))
+
+    parts = {"keys (fold_in, 3 splits)": scanned(keys_only),
+             f"keys + {normals} normals": scanned(normal_draws),
+             f"keys + {gammas} gammas": scanned(gamma_draws)}
+    per = lambda s: s / (C * G) * 1e9
+    print(f"  parts, each alone in the engine's layout (ns per configuration-generation; raw normal "
+          f"{raw_s / count * 1e9:.2f} ns each): engine {per(engine_s):.1f}")
+    for name, s in parts.items():
+        print(f"    {name:28s} {per(s):7.1f} ns")
+    k = parts["keys (fold_in, 3 splits)"]
+    gamma_each = (parts[f"keys + {gammas} gammas"] - k) / (C * G * gammas)
+    normal_each = (parts[f"keys + {normals} normals"] - k) / (C * G * normals)
+    print(f"  one gamma draw costs {gamma_each * 1e9:.1f} ns = {gamma_each / (raw_s / count):.1f} raw normals "
+          f"(Marsaglia-Tsang rejection, a while loop run until every draw of the batch is accepted); "
+          f"one normal in this layout {normal_each * 1e9:.2f} ns = {normal_each / (raw_s / count):.1f} raw normals")
+    best_case = (normals + gammas) / (normals + gammas * gamma_each / (raw_s / count))
+    print(f"  so even with free keys, metric and fit and every normal at the raw rate, the grid's "
+          f"numbers would come at most at {100 * best_case:.0f} % of raw normal throughput")
+
+
 def compile_seconds(generations, chunk=50):
     cfg = config(generations=generations, chunk=chunk)
     program = build_program(cfg)
@@ -162,6 +282,8 @@ def main():
             out.write(f"engine {C} cfg x {a.generations} gens\t{engine_s:.3f} s = "
                       f"{C * (a.generations + 1) / engine_s:.3g} cfg*gen/s; x{loop_s / engine_s:.1f} vs "
                       f"per-config jit, x{numpy_s / engine_s:.1f} vs numpy\n")
+
+    roofline(cfg, engine_s)
 
     if a.skip_compile:
         return
