@@ -98,14 +98,16 @@ def cmd_run(args) -> int:
     from scl.results import RESULTS_FILE
     from scl.simulate import simulate
 
-    from scl.atomic import remove_stale
-    from scl.budget import check_memory
     from scl.devices import check_cpu_devices
-    from scl.distributed import on_primary
-    from scl.lock import run_lock
 
     check_cpu_devices(args.cpu_devices)
     cfg = load_config(args.config, args.set or [])
+    # imported after validation: an invalid config is refused before anything more is imported
+    from scl.atomic import remove_stale
+    from scl.budget import check_memory
+    from scl.distributed import on_primary
+    from scl.lock import run_lock
+
     check_memory(cfg)
     _split_cpu(args, cfg)
     primary = _join(args)
