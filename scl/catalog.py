@@ -8,6 +8,7 @@ import scl.data.gaussian  # noqa: F401
 import scl.data.toys  # noqa: F401
 import scl.data.categorical  # noqa: F401
 import scl.data.regression  # noqa: F401
+import scl.data.digits  # noqa: F401
 # model families
 import scl.families.gaussian  # noqa: F401
 import scl.families.mixture  # noqa: F401

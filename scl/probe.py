@@ -6,7 +6,8 @@ samples (per-mode masses then sum to 1 exactly, and asking for more metrics draw
 Only what a selected metric ``needs`` is drawn (registry traits of the metrics):
 
   model   ``metrics.samples`` rows from the current model (its swept knobs applied)   [m, ...]
-  truth   ``metrics.samples`` fresh rows from the truth                              [m, ...]
+  truth   ``metrics.samples`` fresh rows from the truth (from its held-out split, for a finite
+          dataset: scl.data.images)                                                  [m, ...]
   modes   the share of the model rows nearest to each true mode (one histogram)      [M]
   key     a key for a metric's own randomness (e.g. sliced Wasserstein's directions)
 """
@@ -37,7 +38,8 @@ def make_probe(family, source, samples: int, needs: frozenset):
     def draw(key, state, knobs):
         k_model, k_truth, k_metric = jax.random.split(key, 3)
         model = family.sample(k_model, state, samples, knobs["model"]) if "model" in needs else None
-        truth = source.sample(k_truth, samples) if "truth" in needs else None
+        reference = source.heldout or source.sample
+        truth = reference(k_truth, samples) if "truth" in needs else None
         modes = None
         if "modes" in needs:
             counts = jnp.bincount(source.assign(model), length=source.num_modes)

@@ -17,7 +17,10 @@ class Source(NamedTuple):
     log_prob(x [n, dim]) -> [n]: exact log-density where known.
     params: known parameters of a truth whose rows are not plain vectors (dim = 0): categorical
         {"probs": [k]} (rows: int category indices [n]); linear regression {"weights": [d],
-        "design_cov": [d, d], "noise": float} (rows: {"x": [n, d], "y": [n]}).
+        "design_cov": [d, d], "noise": float} (rows: {"x": [n, d], "y": [n]}); image datasets
+        {"image_shape", "num_classes", "class_names", "label_shares", ...} (scl.data.images).
+    heldout(key, n) -> rows: draws from a finite dataset's held-out split, disjoint from the
+        rows ``sample`` draws (the per-generation probe's truth rows); None for an infinite truth.
     """
 
     sample: Callable[[jax.Array, int], jax.Array]
@@ -27,3 +30,4 @@ class Source(NamedTuple):
     num_modes: int = 0
     log_prob: Optional[Callable] = None
     params: Optional[dict] = None
+    heldout: Optional[Callable] = None

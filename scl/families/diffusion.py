@@ -119,10 +119,16 @@ def diffusion_spec(o: DiffusionModel, dim: int) -> NeuralSpec:
         zt = jnp.sqrt(ab) * z + jnp.sqrt(1 - ab) * eps
         return jnp.mean(jnp.sum((net.apply(params, zt, t / T) - eps) ** 2, -1))
 
-    def sample(params, key, n):
-        return denoise(lambda z, t: net.apply(params, z, t), key, n, dim, chain, o.clip_denoised)
+    def predict(params, z, t):
+        return net.apply(params, z, t)
 
-    return NeuralSpec(init, loss, sample)
+    def sample_with(eps_fn, key, n):
+        return denoise(eps_fn, key, n, dim, chain, o.clip_denoised)
+
+    def sample(params, key, n):
+        return sample_with(lambda z, t: predict(params, z, t), key, n)
+
+    return NeuralSpec(init, loss, sample, predict=predict, sample_with=sample_with)
 
 
 @register_family("diffusion", DiffusionModel)

@@ -57,11 +57,17 @@ def flow_matching_spec(o: FlowMatchingModel, dim: int) -> NeuralSpec:
         zt = (1 - t[:, None]) * z0 + t[:, None] * z1
         return jnp.mean(jnp.sum((net.apply(params, zt, t) - (z1 - z0)) ** 2, -1))
 
-    def sample(params, key, n):
-        z0 = jax.random.normal(key, (n, dim))
-        return integrate(lambda z, t: net.apply(params, z, t), z0, o.sample_steps, o.sampler)
+    def predict(params, z, t):
+        return net.apply(params, z, t)
 
-    return NeuralSpec(init, loss, sample)
+    def sample_with(velocity_fn, key, n):
+        z0 = jax.random.normal(key, (n, dim))
+        return integrate(velocity_fn, z0, o.sample_steps, o.sampler)
+
+    def sample(params, key, n):
+        return sample_with(lambda z, t: predict(params, z, t), key, n)
+
+    return NeuralSpec(init, loss, sample, predict=predict, sample_with=sample_with)
 
 
 @register_family("flow_matching", FlowMatchingModel)

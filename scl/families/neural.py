@@ -67,12 +67,23 @@ class NeuralSpec(NamedTuple):
     loss(params, key, z [B, d]) -> scalar training loss
     sample(params, key, n) -> z [n, d]
     log_prob(params, z [n, d]) -> [n]     optional exact log-density
+
+    Families whose sampler is driven by one network output (diffusion: the noise prediction eps;
+    flow matching: the velocity) also split ``sample`` into the two parts guidance needs:
+
+    predict(params, z [n, d], t [n]) -> [n, d]      the network's output at noise level/time t
+    sample_with(predict_fn, key, n) -> z [n, d]     the sampler driven by any such function,
+        so ``sample(params, key, n) == sample_with(lambda z, t: predict(params, z, t), key, n)``
+        and a guided sampler combines two predictors linearly (eps, velocity and score forms
+        of the same combination agree, each being affine in the score at fixed t).
     """
 
     init: Callable
     loss: Callable
     sample: Callable
     log_prob: Optional[Callable] = None
+    predict: Optional[Callable] = None
+    sample_with: Optional[Callable] = None
 
 
 class NeuralState(NamedTuple):

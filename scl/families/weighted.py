@@ -72,7 +72,8 @@ def effective_size(w):
 
 
 def truth_rows(truth) -> str:
-    """What a truth's rows are: 'vector' ([n, dim]), 'categorical' or 'regression'."""
+    """What a truth's rows are: 'vector' ([n, dim]), 'categorical', 'regression' or 'image'
+    ({"x": [n, D], "y": [n]}, scl.data.images)."""
     return getattr(truth, "rows", "vector")
 
 
