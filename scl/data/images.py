@@ -75,9 +75,10 @@ def draw_rows(key, x, y, n: int):
     return {"x": x[idx], "y": y[idx]}
 
 
-def image_source(arrays: ImageArrays) -> Source:
+def image_source(arrays: ImageArrays, features=None) -> Source:
     """The Source of a finite image dataset: ``sample`` draws from the train split, ``heldout``
-    from the held-out split (what the per-generation probe's truth rows are)."""
+    from the held-out split (what the per-generation probe's truth rows are); ``features``: the
+    dataset's feature network (Source.features) or None."""
     tx, ty = jnp.asarray(arrays.train_x), jnp.asarray(arrays.train_y)
     hx, hy = jnp.asarray(arrays.heldout_x), jnp.asarray(arrays.heldout_y)
     shares = np.bincount(arrays.train_y, minlength=arrays.num_classes) / len(arrays.train_y)
@@ -85,7 +86,7 @@ def image_source(arrays: ImageArrays) -> Source:
               "class_names": tuple(arrays.class_names), "label_shares": shares.astype(np.float32),
               "train_size": int(tx.shape[0]), "heldout_size": int(hx.shape[0])}
     return Source(sample=lambda key, n: draw_rows(key, tx, ty, n), dim=int(tx.shape[1]),
-                  params=params, heldout=lambda key, n: draw_rows(key, hx, hy, n))
+                  params=params, heldout=lambda key, n: draw_rows(key, hx, hy, n), features=features)
 
 
 def class_names_or_numbers(names: Sequence[str] | None, k: int) -> tuple:

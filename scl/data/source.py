@@ -21,6 +21,8 @@ class Source(NamedTuple):
         {"image_shape", "num_classes", "class_names", "label_shares", ...} (scl.data.images).
     heldout(key, n) -> rows: draws from a finite dataset's held-out split, disjoint from the
         rows ``sample`` draws (the per-generation probe's truth rows); None for an infinite truth.
+    features(rows) -> {"features": [n, F], "logits": [n, K]}: the embedded feature network of an
+        image dataset (scl.features), applied to image rows {"x": [n, D], ...}; None if it has none.
     """
 
     sample: Callable[[jax.Array, int], jax.Array]
@@ -31,3 +33,4 @@ class Source(NamedTuple):
     log_prob: Optional[Callable] = None
     params: Optional[dict] = None
     heldout: Optional[Callable] = None
+    features: Optional[Callable] = None
