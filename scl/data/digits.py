@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scl import features
 from scl.data.images import image_source, load_digits
 from scl.data.source import Source
 from scl.registry import register_source
@@ -21,4 +22,6 @@ class DigitsTruth:
 @register_source("digits", DigitsTruth)
 def make_digits(opts: DigitsTruth) -> Source:
     """8x8 handwritten digits (embedded; rows {"x": [n, 64] in [-1, 1], "y": [n]})."""
-    return image_source(load_digits())
+    arrays = load_digits()
+    net = features.load("digits", arrays.image_shape, arrays.num_classes)
+    return image_source(arrays, features.rows_features(net) if net is not None else None)
