@@ -37,6 +37,8 @@ import scl.metrics.reward  # noqa: F401
 import scl.metrics.training  # noqa: F401
 import scl.metrics.density  # noqa: F401
 import scl.metrics.kde_variance  # noqa: F401
+import scl.metrics.feature_space  # noqa: F401
+import scl.metrics.classes  # noqa: F401
 # theory (closed-form predictions, scl.theory; predict() takes the first that covers a config)
 import scl.theory.gaussian_replace  # noqa: F401
 import scl.theory.gaussian_accumulate  # noqa: F401

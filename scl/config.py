@@ -90,6 +90,8 @@ class MetricsConfig:
                           "figure, predicted vs simulated (z-score) in the summary")
     mode_share: float = static(0.02, "modes_covered: a true mode counts when it holds at least this "
                                "share of the model's samples", gt=0.0, le=1.0)
+    nearest_k: int = static(5, "precision, recall, density, coverage: k of the k-nearest-neighbour "
+                            "balls in feature space (Kynkaanniemi et al. 2019; Naeem et al. 2020)", ge=1)
     density_grid: int = static(256, "tv_density: midpoint-rule points per axis of the grid over the "
                                "truth's box (1-D: this many points, 2-D: its square)", ge=8, le=4096)
 

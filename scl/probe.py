@@ -9,6 +9,8 @@ Only what a selected metric ``needs`` is drawn (registry traits of the metrics):
   truth   ``metrics.samples`` fresh rows from the truth (from its held-out split, for a finite
           dataset: scl.data.images)                                                  [m, ...]
   modes   the share of the model rows nearest to each true mode (one histogram)      [M]
+  features  the truth's feature network (Source.features) applied once to the model rows and once
+          to the truth rows: {"features": [m, F], "logits": [m, K]} each (implies model, truth)
   key     a key for a metric's own randomness (e.g. sliced Wasserstein's directions)
 """
 from __future__ import annotations
@@ -24,12 +26,15 @@ class Probe(NamedTuple):
     model: Optional[Any] = None      # [m, ...] model rows, or None when no metric needs them
     truth: Optional[Any] = None      # [m, ...] fresh truth rows
     modes: Optional[jax.Array] = None  # [M] share of the model rows nearest to each true mode
+    model_features: Optional[dict] = None   # {"features": [m, F], "logits": [m, K]} of the model rows
+    truth_features: Optional[dict] = None   # the same for the truth rows
 
 
 def needs_of(names, table) -> frozenset:
     """Union of what the metrics ``names`` read from the probe ("modes" implies "model")."""
     needs = frozenset().union(*[table[n].traits.get("needs", frozenset()) for n in names])
-    return needs | ({"model"} if "modes" in needs else set())
+    needs = needs | ({"model"} if "modes" in needs else set())
+    return needs | ({"model", "truth"} if "features" in needs else set())
 
 
 def make_probe(family, source, samples: int, needs: frozenset):
@@ -44,6 +49,9 @@ def make_probe(family, source, samples: int, needs: frozenset):
         if "modes" in needs:
             counts = jnp.bincount(source.assign(model), length=source.num_modes)
             modes = counts.astype(jnp.float32) / samples
-        return Probe(k_metric, model, truth, modes)
+        model_features = truth_features = None
+        if "features" in needs:
+            model_features, truth_features = source.features(model), source.features(truth)
+        return Probe(k_metric, model, truth, modes, model_features, truth_features)
 
     return draw

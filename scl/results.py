@@ -63,14 +63,14 @@ def build_dataset(cfg, results, timings: dict | None = None) -> xr.Dataset:
 def metric_attrs(name: str) -> dict:
     """CF-style attributes of the metric variable ``name``: ``long_name``, ``units`` ("1" for a pure
     number, "count", "nats"; scl's truths are dimensionless, so distances and squared distances
-    are "1") and ``description``, from its ``register_metric`` entry; ``mode_mass_i`` takes
-    ``mode_mass``'s. An unregistered name gets itself as long_name and no units."""
+    are "1") and ``description``, from its ``register_metric`` entry; ``mode_mass_i`` and
+    ``class_share_i`` take ``mode_mass``'s and ``class_share``'s. An unregistered name gets itself as long_name and no units."""
     from scl.registry import METRICS
 
     entry, mode = METRICS.get(name), None
     head, _, tail = name.rpartition("_")
-    if entry is None and head == "mode_mass" and tail.isdigit():
-        entry, mode = METRICS.get("mode_mass"), int(tail)
+    if entry is None and head in ("mode_mass", "class_share") and tail.isdigit():
+        entry, mode = METRICS.get(head), int(tail)
     if entry is None:
         return {"long_name": name, "description": name}
     long_name = entry.traits.get("long_name") or name

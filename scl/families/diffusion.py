@@ -29,7 +29,7 @@ from scl.errors import ConfigError
 from scl.options import static
 from scl.families.base import Family
 from scl.families.networks import TimeMLP, matmul_dtype
-from scl.families.neural import NeuralOptions, NeuralSpec, neural_family
+from scl.families.neural import NeuralOptions, NeuralSpec, neural_family, num_classes_of
 from scl.registry import register_family
 
 
@@ -39,6 +39,7 @@ class DiffusionModel(NeuralOptions):
 
     tag_key = "family"
     name = "diffusion"
+    image_rows = True
     schedule: Literal["linear", "cosine"] = static("linear", "noise schedule")
     timesteps: int = static(1000, "T, training noise levels", ge=2)
     sampler: Literal["ancestral", "ddim"] = static("ancestral", "ancestral (eta = 1) or deterministic DDIM (eta = 0)")
@@ -102,25 +103,26 @@ def denoise(eps_fn, key, n: int, dim: int, chain: tuple, clip: float | None = No
     return jax.lax.scan(step, jax.random.normal(k0, (n, dim)), chain + (keys,))[0]
 
 
-def diffusion_spec(o: DiffusionModel, dim: int) -> NeuralSpec:
-    net = TimeMLP(o.width, o.depth, dim, dtype=matmul_dtype(o.matmul_precision))
+def diffusion_spec(o: DiffusionModel, dim: int, num_classes: int = 0) -> NeuralSpec:
+    """``num_classes`` K > 0: class-conditional (image rows; labels in {0..K}, K = null)."""
+    net = TimeMLP(o.width, o.depth, dim, dtype=matmul_dtype(o.matmul_precision), num_classes=num_classes)
     T = o.timesteps
     abar = jnp.asarray(alpha_bars(o.schedule, T), jnp.float32)
     chain = denoising_chain(o.schedule, T, o.sample_steps, o.sampler)
 
     def init(key):
-        return net.init(key, jnp.zeros((1, dim)), jnp.zeros((1,)))
+        return net.init(key, jnp.zeros((1, dim)), jnp.zeros((1,)), jnp.zeros((1,), jnp.int32))
 
-    def loss(params, key, z):
+    def loss(params, key, z, y=None):
         kt, ke = jax.random.split(key)
         t = jax.random.randint(kt, (z.shape[0],), 0, T)
         eps = jax.random.normal(ke, z.shape)
         ab = abar[t][:, None]
         zt = jnp.sqrt(ab) * z + jnp.sqrt(1 - ab) * eps
-        return jnp.mean(jnp.sum((net.apply(params, zt, t / T) - eps) ** 2, -1))
+        return jnp.mean(jnp.sum((net.apply(params, zt, t / T, y) - eps) ** 2, -1))
 
-    def predict(params, z, t):
-        return net.apply(params, z, t)
+    def predict(params, z, t, y=None):
+        return net.apply(params, z, t, y)
 
     def sample_with(eps_fn, key, n):
         return denoise(eps_fn, key, n, dim, chain, o.clip_denoised)
@@ -128,10 +130,10 @@ def diffusion_spec(o: DiffusionModel, dim: int) -> NeuralSpec:
     def sample(params, key, n):
         return sample_with(lambda z, t: predict(params, z, t), key, n)
 
-    return NeuralSpec(init, loss, sample, predict=predict, sample_with=sample_with)
+    return NeuralSpec(init, loss, sample, predict=predict, sample_with=sample_with, num_classes=num_classes)
 
 
 @register_family("diffusion", DiffusionModel)
 def make_diffusion(o: DiffusionModel, source) -> Family:
-    """DDPM noise-prediction diffusion with ancestral or DDIM sampling."""
-    return neural_family(diffusion_spec(o, source.dim), o)
+    """DDPM noise-prediction diffusion with ancestral or DDIM sampling (class-conditional on image rows)."""
+    return neural_family(diffusion_spec(o, source.dim, num_classes_of(source)), o)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from scl.options import static
 from scl.families.base import Family
 from scl.families.networks import TimeMLP, matmul_dtype
-from scl.families.neural import NeuralOptions, NeuralSpec, neural_family
+from scl.families.neural import NeuralOptions, NeuralSpec, neural_family, num_classes_of
 from scl.registry import register_family
 
 
@@ -25,6 +25,7 @@ class FlowMatchingModel(NeuralOptions):
 
     tag_key = "family"
     name = "flow_matching"
+    image_rows = True
     sampler: Literal["euler", "heun"] = static("euler", "ODE integrator for sampling")
     sample_steps: int = static(50, "integration steps from noise to data", ge=1)
 
@@ -44,21 +45,22 @@ def integrate(velocity, z, steps: int, method: str):
     return jax.lax.scan(step, z, jnp.arange(steps, dtype=jnp.float32))[0]
 
 
-def flow_matching_spec(o: FlowMatchingModel, dim: int) -> NeuralSpec:
-    net = TimeMLP(o.width, o.depth, dim, dtype=matmul_dtype(o.matmul_precision))
+def flow_matching_spec(o: FlowMatchingModel, dim: int, num_classes: int = 0) -> NeuralSpec:
+    """``num_classes`` K > 0: class-conditional (image rows; labels in {0..K}, K = null)."""
+    net = TimeMLP(o.width, o.depth, dim, dtype=matmul_dtype(o.matmul_precision), num_classes=num_classes)
 
     def init(key):
-        return net.init(key, jnp.zeros((1, dim)), jnp.zeros((1,)))
+        return net.init(key, jnp.zeros((1, dim)), jnp.zeros((1,)), jnp.zeros((1,), jnp.int32))
 
-    def loss(params, key, z1):
+    def loss(params, key, z1, y=None):
         k0, kt = jax.random.split(key)
         z0 = jax.random.normal(k0, z1.shape)
         t = jax.random.uniform(kt, (z1.shape[0],))
         zt = (1 - t[:, None]) * z0 + t[:, None] * z1
-        return jnp.mean(jnp.sum((net.apply(params, zt, t) - (z1 - z0)) ** 2, -1))
+        return jnp.mean(jnp.sum((net.apply(params, zt, t, y) - (z1 - z0)) ** 2, -1))
 
-    def predict(params, z, t):
-        return net.apply(params, z, t)
+    def predict(params, z, t, y=None):
+        return net.apply(params, z, t, y)
 
     def sample_with(velocity_fn, key, n):
         z0 = jax.random.normal(key, (n, dim))
@@ -67,10 +69,10 @@ def flow_matching_spec(o: FlowMatchingModel, dim: int) -> NeuralSpec:
     def sample(params, key, n):
         return sample_with(lambda z, t: predict(params, z, t), key, n)
 
-    return NeuralSpec(init, loss, sample, predict=predict, sample_with=sample_with)
+    return NeuralSpec(init, loss, sample, predict=predict, sample_with=sample_with, num_classes=num_classes)
 
 
 @register_family("flow_matching", FlowMatchingModel)
 def make_flow_matching(o: FlowMatchingModel, source) -> Family:
     """Conditional flow matching (linear interpolant) with an Euler or Heun sampler."""
-    return neural_family(flow_matching_spec(o, source.dim), o)
+    return neural_family(flow_matching_spec(o, source.dim, num_classes_of(source)), o)

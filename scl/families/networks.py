@@ -64,18 +64,24 @@ def time_embedding(t, features: int = 16):
 
 
 class TimeMLP(nn.Module):
-    """f(x [B, d], t [B]) -> [B, out]: an MLP on [x, time_embedding(t)]."""
+    """f(x [B, d], t [B], y [B] = None) -> [B, out]: an MLP on [x, time_embedding(t)], plus with
+    ``num_classes`` K > 0 a learned embedding of the class label y in {0..K} (K: the null label
+    of classifier-free guidance)."""
 
     width: int
     depth: int
     out: int
     time_features: int = 16
     dtype: Any = None
+    num_classes: int = 0
+    class_features: int = 16
 
     @nn.compact
-    def __call__(self, x, t):
-        h = jnp.concatenate([x, time_embedding(t, self.time_features)], -1)
-        return MLP(self.width, self.depth, self.out, dtype=self.dtype)(h)
+    def __call__(self, x, t, y=None):
+        parts = [x, time_embedding(t, self.time_features)]
+        if self.num_classes:
+            parts.append(nn.Embed(self.num_classes + 1, self.class_features)(y))
+        return MLP(self.width, self.depth, self.out, dtype=self.dtype)(jnp.concatenate(parts, -1))
 
 
 def matmul_flops(params) -> int:

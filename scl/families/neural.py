@@ -44,15 +44,31 @@ class NeuralOptions:
                 "accumulation, params and Adam state; the tensor-core / MXU rate on GPU and TPU)")
     learning_rate: float = knob(1e-3, "Adam step size", gt=0.0)
     grad_clip: float = knob(1.0, "clip gradients to this global norm", gt=0.0)
+    label_dropout: float = static(
+        0.1, "image rows (class-conditional): share of training rows whose label is replaced by the "
+             "null label, so the network also learns the unconditional model", ge=0.0, lt=1.0)
+    guidance: float = knob(
+        0.0, "image rows: classifier-free guidance weight g, sampling with (1 + g) f(z, t, y) - "
+             "g f(z, t, null) (f: the noise prediction or velocity); 0 = the conditional model", ge=0.0)
+
+    image_rows = False      # the families whose networks take image rows (class-conditional)
 
     def check(self, cfg):
-        from scl.families.weighted import require_rows
+        from scl.families.weighted import require_rows, truth_rows
 
+        if self.image_rows and truth_rows(cfg.truth) == "image":
+            return
         require_rows(cfg, "vector", self.name)
 
     @property
     def fresh_steps(self) -> int:
         return self.init_steps or self.steps
+
+
+def num_classes_of(source) -> int:
+    """K of an image truth (class-conditional networks), 0 for vector rows."""
+    params = source.params or {}
+    return int(params["num_classes"]) if "image_shape" in params else 0
 
 
 def truth_dim(cfg) -> int:
@@ -84,6 +100,8 @@ class NeuralSpec(NamedTuple):
     log_prob: Optional[Callable] = None
     predict: Optional[Callable] = None
     sample_with: Optional[Callable] = None
+    num_classes: int = 0     # K > 0: class-conditional (image rows): loss(params, key, z, y) and
+                             # predict(params, z, t, y), y in {0..K} (K: the null label)
 
 
 class NeuralState(NamedTuple):
@@ -92,6 +110,8 @@ class NeuralState(NamedTuple):
     shift: jax.Array     # [d] weighted mean of the data the network was initialised on
     scale: jax.Array     # [d] weighted std of that data (z = (x - shift) / scale)
     loss: jax.Array      # scalar: mean training loss over the last quarter of the latest steps
+    label_counts: Any = ()   # image rows: [K] class counts of the latest training set (what the
+                             # sampler draws labels from); () for vector rows
 
 
 def _optimiser(learning_rate, grad_clip):
@@ -117,9 +137,11 @@ def standardisation(x, w):
     return shift, jnp.sqrt(jnp.maximum(var, 1e-12))
 
 
-def train(spec: NeuralSpec, key, params, opt_state, z, w, knobs, steps: int, batch_size: int):
+def train(spec: NeuralSpec, key, params, opt_state, z, w, knobs, steps: int, batch_size: int,
+          labels=None, label_dropout: float = 0.0):
     """``steps`` Adam steps on minibatches drawn uniformly with replacement from the training rows
-    of z [N, d] (weights w [N]: 1 on the rows present, 0 on padding).
+    of z [N, d] (weights w [N]: 1 on the rows present, 0 on padding); ``labels`` [N] (conditional
+    specs): each minibatch row's label is replaced by the null label w.p. ``label_dropout``.
 
     Returns (params, opt_state, losses [steps]).
     """
@@ -132,7 +154,12 @@ def train(spec: NeuralSpec, key, params, opt_state, z, w, knobs, steps: int, bat
         params, opt_state = carry
         k_rows, k_loss = jax.random.split(k)
         idx = jax.random.randint(k_rows, (batch_size,), 0, count)
-        loss, grads = jax.value_and_grad(spec.loss)(params, k_loss, z[idx])
+        if labels is None:
+            loss, grads = jax.value_and_grad(spec.loss)(params, k_loss, z[idx])
+        else:
+            k_loss, k_drop = jax.random.split(k_loss)
+            y = jnp.where(jax.random.uniform(k_drop, (batch_size,)) < label_dropout, spec.num_classes, labels[idx])
+            loss, grads = jax.value_and_grad(spec.loss)(params, k_loss, z[idx], y)
         updates, opt_state = OPTIMISER.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
         return (params, opt_state), loss
@@ -143,10 +170,28 @@ def train(spec: NeuralSpec, key, params, opt_state, z, w, knobs, steps: int, bat
     return params, opt_state, losses
 
 
+def image_standardisation(x, w):
+    """One weighted mean and standard deviation over every pixel of image rows x [N, D], as [D]
+    arrays (per-pixel ones would divide by ~0 on the always-blank border pixels of digits)."""
+    total = jnp.sum(w) * x.shape[1]
+    shift = jnp.sum(w[:, None] * x) / total
+    scale = jnp.sqrt(jnp.maximum(jnp.sum(w[:, None] * (x - shift) ** 2) / total, 1e-12))
+    return jnp.full((x.shape[1],), shift), jnp.full((x.shape[1],), scale)
+
+
+def label_counts(y, w, num_classes: int):
+    """[K] weighted class counts of labels y [N] (weights w [N])."""
+    return jnp.zeros((num_classes,), jnp.float32).at[y].add(w)
+
+
 def fresh_fit(spec: NeuralSpec, o: NeuralOptions, key, x, w, knobs, steps: int | None = None):
-    """A network trained from a fresh init on x [N, d], w [N]. Returns (NeuralState, losses [steps])."""
+    """A network trained from a fresh init on x [N, d] (or image rows {"x", "y"}), w [N].
+    Returns (NeuralState, losses [steps])."""
     steps = steps or o.fresh_steps
-    shift, scale = standardisation(x, w)
+    if spec.num_classes:
+        shift, scale = image_standardisation(x["x"], w)
+    else:
+        shift, scale = standardisation(x, w)
     k_init, k_train = jax.random.split(key)
     params = spec.init(k_init)
     return continue_fit(spec, o, k_train, NeuralState(params, OPTIMISER.init(params), shift, scale,
@@ -155,11 +200,27 @@ def fresh_fit(spec: NeuralSpec, o: NeuralOptions, key, x, w, knobs, steps: int |
 
 def continue_fit(spec: NeuralSpec, o: NeuralOptions, key, state: NeuralState, x, w, knobs, steps: int):
     """Fine-tune ``state`` for ``steps`` more steps on x, w. Returns (NeuralState, losses [steps])."""
-    z = (x - state.shift) / state.scale
+    pixels, labels = (x["x"], x["y"]) if spec.num_classes else (x, None)
+    z = (pixels - state.shift) / state.scale
     params, opt_state, losses = train(spec, key, state.params, state.opt_state, z, w, knobs,
-                                      steps, o.batch_size)
+                                      steps, o.batch_size, labels, o.label_dropout)
     tail = jnp.mean(losses[-max(1, steps // 4):])
-    return NeuralState(params, opt_state, state.shift, state.scale, tail), losses
+    counts = label_counts(labels, w, spec.num_classes) if spec.num_classes else ()
+    return NeuralState(params, opt_state, state.shift, state.scale, tail, counts), losses
+
+
+def conditional_sample(spec: NeuralSpec, state: NeuralState, key, n: int, guidance):
+    """Image rows {"x": [n, D] clipped to [-1, 1], "y": [n]}: labels drawn from the training set's
+    class counts, images with classifier-free guidance weight ``guidance``."""
+    k_y, k_x = jax.random.split(key)
+    y = jax.random.categorical(k_y, jnp.log(state.label_counts), shape=(n,)).astype(jnp.int32)
+    null = jnp.full((n,), spec.num_classes, jnp.int32)
+
+    def guided(z, t):
+        return ((1 + guidance) * spec.predict(state.params, z, t, y)
+                - guidance * spec.predict(state.params, z, t, null))
+    z = spec.sample_with(guided, k_x, n)
+    return {"x": jnp.clip(state.shift + state.scale * z, -1.0, 1.0), "y": y}
 
 
 def neural_family(spec: NeuralSpec, o: NeuralOptions) -> Family:
@@ -174,6 +235,8 @@ def neural_family(spec: NeuralSpec, o: NeuralOptions) -> Family:
         return init(key, x, w, knobs)
 
     def sample(key, state, n, knobs):
+        if spec.num_classes:
+            return conditional_sample(spec, state, key, n, knobs["guidance"])
         return state.shift + state.scale * spec.sample(state.params, key, n)
 
     log_prob = None
