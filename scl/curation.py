@@ -51,7 +51,7 @@ class _WithReward:
         object.__setattr__(self, "reward", parse_reward(self.reward, "curation.reward"))
 
     def check(self, cfg):
-        check_dim(self.reward, cfg.truth.dim)
+        check_dim(self.reward, getattr(cfg.truth, "dim", None), rows=getattr(cfg.truth, "rows", "vector"))
 
 
 @dataclass(frozen=True)
@@ -175,10 +175,10 @@ def argmax_choice(key, rewards):
     return jnp.argmax(jnp.where(best, jax.random.uniform(key, rewards.shape), -1.0), -1)
 
 
-def _curator(options, rows: int, choose, weighted: bool = False) -> Stage:
+def _curator(options, ctx, choose, weighted: bool = False) -> Stage:
     """A stateless curation stage: ``choose(key, candidates, rewards [rows*K], knobs)`` ->
     (kept rows [rows, ...], weights [rows])."""
-    reward = make_reward(options.reward)
+    reward = make_reward(options.reward, ctx.source)
 
     def apply(key, state, candidates, w, knobs):
         kept, weights = choose(key, candidates, reward(candidates), knobs)
@@ -198,7 +198,7 @@ def make_luce(o: LuceCuration, ctx) -> Stage:
     def choose(key, candidates, r, knobs):
         choice = luce_choice(key, r.reshape(rows, o.K), knobs["beta"])
         return _take_per_row(candidates, rows, o.K, choice), _ones(rows)
-    return _curator(o, rows, choose)
+    return _curator(o, ctx, choose)
 
 
 @register_curator("argmax", ArgmaxCuration)
@@ -208,7 +208,7 @@ def make_argmax(o: ArgmaxCuration, ctx) -> Stage:
 
     def choose(key, candidates, r, knobs):
         return _take_per_row(candidates, rows, o.K, argmax_choice(key, r.reshape(rows, o.K))), _ones(rows)
-    return _curator(o, rows, choose)
+    return _curator(o, ctx, choose)
 
 
 @register_curator("top_share", TopShareCuration)
@@ -221,7 +221,7 @@ def make_top_share(o: TopShareCuration, ctx) -> Stage:
         _, j = jax.lax.top_k(r[perm], rows)
         idx = perm[j]
         return tree_map(lambda a: a[idx], candidates), _ones(rows)
-    return _curator(o, rows, choose)
+    return _curator(o, ctx, choose)
 
 
 @register_curator("threshold", ThresholdCuration)
@@ -233,7 +233,7 @@ def make_threshold(o: ThresholdCuration, ctx) -> Stage:
         keep = r > knobs["threshold"]
         order = jnp.argsort(~keep, stable=True)         # kept rows first, in their order
         return tree_map(lambda a: a[order], candidates), keep[order].astype(jnp.float32)
-    return _curator(o, rows, choose, weighted=True)
+    return _curator(o, ctx, choose, weighted=True)
 
 
 @register_curator("tilt", TiltCuration)
@@ -245,7 +245,7 @@ def make_tilt(o: TiltCuration, ctx) -> Stage:
         def choose(key, candidates, r, knobs):
             choice = luce_choice(key, r.reshape(rows, o.K), knobs["beta"])
             return _take_per_row(candidates, rows, o.K, choice), _ones(rows)
-        return _curator(o, rows, choose)
+        return _curator(o, ctx, choose)
 
     A, b = o.reward.quadratic_form()
     A = None if not np.any(A) else jnp.asarray(A, jnp.float32)

@@ -13,6 +13,9 @@ Built-in kinds (``curation.reward.kind``):
   quadratic        r(x) = -scale * |x - target|^2
   box              r(x) = scale * 1[low <= x <= high coordinate-wise] (indicator of a region)
   table            r(i) = values[i] for category indices i (discrete data)
+  class_probability  r(x) = scale * P(class | x) under the image truth's shipped classifier
+                   (scl.features; the CIFAR-10 experiment of Ferbach et al. used 5 P(airplane))
+  confidence       r(x) = scale * max_c P(c | x), the classifier's confidence
   custom           r(x) = function(x) for ONE row x, vmapped over rows. ``function`` is a Python
                    callable (Python API) or a dotted import path "module:function" (YAML).
 
@@ -260,8 +263,44 @@ class CustomReward:
         return jax.vmap(traced_row_function(fn, self.function, "curation.reward.function", "scalar"))
 
 
+@dataclass(frozen=True)
+class ClassProbabilityReward:
+    tag_key = "kind"
+    name = "class_probability"
+    needs_classifier = True
+    label: int = static(None, "the rewarded class (an index of the truth's classes)", ge=0)
+    scale: float = static(5.0, "r = scale * P(label | image)", finite=True)
+
+    def validate(self, path):
+        if self.label is None:
+            raise ConfigError(f"{path}.label", "is required: the index of the rewarded class")
+
+    def dim(self):
+        return None
+
+    def make(self, source):
+        classes = int(source.params["num_classes"])
+        if self.label >= classes:
+            raise ConfigError("curation.reward.label", f"must be < {classes} (the truth's classes), got {self.label}")
+        return lambda rows: self.scale * jax.nn.softmax(source.features(rows)["logits"])[:, self.label]
+
+
+@dataclass(frozen=True)
+class ConfidenceReward:
+    tag_key = "kind"
+    name = "confidence"
+    needs_classifier = True
+    scale: float = static(1.0, "r = scale * max_c P(c | image)", finite=True)
+
+    def dim(self):
+        return None
+
+    def make(self, source):
+        return lambda rows: self.scale * jnp.max(jax.nn.softmax(source.features(rows)["logits"]), -1)
+
+
 REWARDS = {c.name: c for c in (DistanceReward, ClippedCentresReward, LinearReward, QuadraticReward, BoxReward,
-                               TableReward, CustomReward)}
+                               TableReward, ClassProbabilityReward, ConfidenceReward, CustomReward)}
 
 
 def parse_reward(data, path: str = "curation.reward"):
@@ -282,13 +321,21 @@ def parse_reward(data, path: str = "curation.reward"):
     return parse(REWARDS[kind], data, path)
 
 
-def make_reward(options) -> Callable:
-    """reward(rows [N, ...]) -> [N] float32."""
+def make_reward(options, source=None) -> Callable:
+    """reward(rows [N, ...]) -> [N] float32; the classifier kinds read the truth's ``source``."""
+    if getattr(options, "needs_classifier", False):
+        return options.make(source)
     return options.make()
 
 
-def check_dim(options, dim: Optional[int], path: str = "curation.reward"):
-    """Refuse a reward whose points do not live in the truth's dimension."""
+def check_dim(options, dim: Optional[int], path: str = "curation.reward", rows: str = "vector"):
+    """Refuse a reward whose points do not live in the truth's dimension (or rows)."""
+    if getattr(options, "needs_classifier", False) != (rows == "image") and options.name != "custom":
+        if rows == "image":
+            raise ConfigError(f"{path}.kind", f"image truths take the classifier rewards (class_probability, "
+                              f"confidence) or custom, not {options.name!r}")
+        raise ConfigError(f"{path}.kind", f"{options.name} rewards need an image truth with a shipped "
+                          f"classifier (truth.kind: digits)")
     d = options.dim()
     if options.name == "table" and dim:
         raise ConfigError(f"{path}.kind", f"table rewards need category-index rows; this truth has {dim}-dimensional rows")

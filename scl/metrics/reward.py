@@ -23,7 +23,7 @@ from scl.rewards import make_reward
 def _reward(ctx, name):
     cur = getattr(ctx.config, "curation", None)
     require(cur is not None, name, "a curation section (its reward is the one measured)")
-    return make_reward(cur.reward)
+    return make_reward(cur.reward, ctx.source)
 
 
 @register_metric("expected_reward", doc="E_model[r], r the curation reward", needs=("model",),
