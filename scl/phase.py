@@ -43,6 +43,9 @@ DIRECTIONS: dict[str, tuple[str, str]] = {
     "surviving_categories": ("down", "ratio"), "simpson_diversity": ("down", "ratio"),
     "modes_covered": ("down", "ratio"), "mode_mass_min": ("down", "ratio"),
     "mode_entropy": ("down", "ratio"), "diversity": ("down", "ratio"), "reward_var": ("down", "ratio"),
+    "frechet_feature_distance": ("up", "ratio"), "precision": ("down", "ratio"),
+    "recall": ("down", "ratio"), "coverage": ("down", "ratio"), "feature_diversity": ("down", "ratio"),
+    "class_entropy": ("down", "difference"),
 }
 LABELS = ("stable", "collapsing")
 

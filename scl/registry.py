@@ -29,6 +29,9 @@ THEORIES: dict[str, Entry] = {}
 
 def _register(table: dict, name: str, options: type | None, doc: str = "", **traits):
     def decorator(make: Callable) -> Callable:
+        if name in table and table[name].make.__qualname__ != make.__qualname__:
+            raise ValueError(f"two pieces register the name {name!r}: {table[name].make.__module__} "
+                             f"and {make.__module__}")
         table[name] = Entry(options, make, doc or (make.__doc__ or "").strip().split("\n")[0],
                             MappingProxyType(traits))
         return make

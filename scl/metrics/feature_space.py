@@ -10,7 +10,7 @@ the probe's features (computed once per generation for the model rows and the he
                             real neighbour), and of real rows inside the model's manifold.
   density, coverage         Naeem et al. 2020: mean count of real balls holding a model row / k;
                             share of real balls holding at least one model row.
-  diversity                 mean pairwise feature distance of the model rows over the same for the
+  feature_diversity         mean pairwise feature distance of the model rows over the same for the
                             held-out rows (1: as spread out as real data; 0: one repeated image).
 
 k is ``metrics.nearest_k`` (default 5).
@@ -102,10 +102,10 @@ for _name in LABELS:
     _manifold_metric(_name)
 
 
-@register_metric("diversity", needs=("features",),
+@register_metric("feature_diversity", needs=("features",),
                  doc="mean pairwise feature distance of model images / that of held-out images (1: as diverse as real data)",
                  long_name="relative diversity in feature space", units="1")
-def make_diversity(ctx):
-    _features(ctx, "diversity")
+def make_feature_diversity(ctx):
+    _features(ctx, "feature_diversity")
     return lambda probe, state, knobs: (mean_pairwise_distance(probe.model_features["features"])
                                         / mean_pairwise_distance(probe.truth_features["features"]))
