@@ -72,7 +72,7 @@ def _one_line_warnings():
         warnings.showwarning = show
 
 
-FIGURE_STEMS = ("phase_diagram", "curves", "mode_mass", "final_*", "samples_gen*")
+FIGURE_STEMS = ("phase_diagram", "curves", "mode_mass", "class_shares", "final_*", "samples_gen*", "samples_g[0-9]*")
 FIGURE_PATTERNS = tuple(f"{stem}{tail}.{ext}" for stem in FIGURE_STEMS for tail in ("", "_*")
                         for ext in ("png", "pdf", "svg"))
 
