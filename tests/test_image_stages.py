@@ -105,7 +105,7 @@ def test_digits_centres_rounded_on_the_pixel_grid_and_snapping_matches_brute_for
     for k in range(10):                                              # inside each class's pixel box
         assert (c[k] >= x[y == k].min(0) - 1e-6).all() and (c[k] <= x[y == k].max(0) + 1e-6).all()
     # unrounded: a Lloyd fixed point, each centre the mean of the class rows nearest to it
-    raw = fit_class_centres(jax.random.PRNGKey(0), real, 10, 4, 100)["centres"]
+    raw = fit_class_centres(jax.random.PRNGKey(0), real, 10, 4, 60)["centres"]
     for k in range(10):
         xk = x[y == k]
         j = np.argmin(((xk[:, None] - np.asarray(raw[k])[None]) ** 2).sum(-1), 1)
@@ -135,3 +135,50 @@ def test_config_refuses_vector_truths_and_k_above_loop_n():
     with pytest.raises(ConfigError) as e:
         Config.from_dict({**base, "truth": {"kind": "gaussian", "dim": 2}, "model": {"family": "gaussian"}})
     assert e.value.field == "correction.kind"
+
+
+from scl.registry import register_metric  # noqa: E402
+
+
+@register_metric("test_pixel_mean", doc="test only: mean pixel of the model's samples", needs=("model",),
+                 long_name="mean pixel of the model's samples", units="1")
+def make_test_pixel_mean(ctx):
+    return lambda probe, state, knobs: jnp.mean(probe.model["x"])
+
+
+def test_image_grid_tiles_images_with_their_class_labels():
+    from scl.samples import image_grid, tile
+
+    a = load_digits()
+    rows = {"x": a.heldout_x[:10], "y": a.heldout_y[:10]}
+    mosaic = tile(rows["x"], (8, 8, 1), cols=8)
+    assert mosaic.shape == (2 * 9 - 1, 8 * 9 - 1, 1)
+    np.testing.assert_allclose(mosaic[9:17, 9:17, 0], (a.heldout_x[9].reshape(8, 8) + 1) / 2)   # image 9
+    fig = image_grid([("truth (held-out)", rows), ("K=2", rows)], (8, 8, 1), "toy")
+    axes = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in axes] == ["truth (held-out)", "K=2"]
+    assert [t.get_text() for t in axes[0].texts] == [str(v) for v in a.heldout_y[:10]]
+
+
+def test_scl_run_on_digits_writes_sample_grids_of_generations_0_middle_and_last(tmp_path):
+    import yaml
+
+    from scl import cli
+
+    cfg = {"name": "digits_kmeans", "seeds": 1, "truth": {"kind": "digits"},
+           "model": {"family": "test_class_gaussian"},
+           "loop": {"generations": 2, "n": 100, "regime": "replace"},
+           "correction": {"kind": "kmeans_per_class", "k": 2, "iterations": 5, "round_to": 17},
+           "sweep": {"correction.strength": [0.0, 1.0]},
+           "metrics": {"names": ["test_pixel_mean"], "samples": 64},
+           "run": {"chunk_size": 2, "progress": False}, "checkpoint": {"asynchronous": False}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert cli.main(["run", str(path), "-o", str(tmp_path / "out"), "--no-progress"]) == 0
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.glob("samples_g*.png")) == \
+        ["samples_g0000.png", "samples_g0001.png", "samples_g0002.png"]
+    from scl.results import load_results
+
+    ds = load_results(out)
+    assert np.isfinite(ds.test_pixel_mean.values).all()
