@@ -29,6 +29,7 @@ import scl.mixing.accumulate_decay  # noqa: F401
 import scl.curation  # noqa: F401
 import scl.correction  # noqa: F401
 import scl.correction_histogram  # noqa: F401
+import scl.correction_kmeans_class  # noqa: F401
 # metrics
 import scl.metrics.gaussian  # noqa: F401
 import scl.metrics.samples  # noqa: F401

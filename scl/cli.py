@@ -72,7 +72,7 @@ def _one_line_warnings():
         warnings.showwarning = show
 
 
-FIGURE_STEMS = ("phase_diagram", "curves", "mode_mass", "final_*", "samples_gen*")
+FIGURE_STEMS = ("phase_diagram", "curves", "mode_mass", "class_shares", "final_*", "samples_gen*", "samples_g[0-9]*")
 FIGURE_PATTERNS = tuple(f"{stem}{tail}.{ext}" for stem in FIGURE_STEMS for tail in ("", "_*")
                         for ext in ("png", "pdf", "svg"))
 
@@ -170,12 +170,14 @@ def _finish(ds, cfg, out: Path, overwrite: bool = False, format: str = "png") ->
         config_tmp.write_text(cfg.to_yaml())
         path = save_results(ds, out)
     from scl.checkpoint import prune_finished
+    from scl.samples import write_run_grids
 
+    grids = write_run_grids(out, cfg, format=format)   # image truths: generations 0, G // 2, G
     prune_finished(out, cfg)      # unless checkpoint.keep_after_finish
     from scl.summary import theory_for
 
     theory = theory_for(ds)       # closed-form predictions (None: none known, or metrics.theory false)
-    figures = plot_all(ds, out, theory=theory, format=format)
+    figures = plot_all(ds, out, theory=theory, format=format) + grids
     if overwrite:
         new = {Path(f).name for f in figures}
         for pattern in FIGURE_PATTERNS:

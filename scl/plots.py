@@ -497,6 +497,50 @@ def mode_masses(ds: xr.Dataset, axis: str | None = None, path=None, at: dict | N
     return fig
 
 
+def class_shares(ds: xr.Dataset, axis: str | None = None, path=None, at: dict | None = None):
+    """Class shares of the model's samples (metrics ``class_share_0..K-1``) versus generation as
+    stacked areas: the median over seeds of each share, renormalised to sum to 1 per generation
+    (each seed's shares sum to 1; their medians need not). One panel per value of ``axis``
+    (default the first sweep dim not fixed by ``at``; other dims at ``at``, default their first)."""
+    names = sorted(_class_share_names(ds), key=lambda v: int(v.rsplit("_", 1)[1]))
+    if not names:
+        raise ValueError("no class_share_* metrics in these results (add class_share to metrics.names)")
+    dims = _free_dims(ds, at)
+    axis = axis or (dims[0] if dims else None)
+    values = list(ds[axis].values) if axis else [None]
+    fig = Figure(figsize=(3.6 * len(values) + 1.2, 3.7), dpi=110, layout="constrained")
+    axes = fig.subplots(1, len(values), squeeze=False, sharey=True)
+    gens = ds["generation"].values
+    colours = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+    desc = ""
+    for ax, v in zip(axes.flat, values):
+        stack = []
+        for n in names:
+            da, desc = _fix_others(ds[n], [axis] if axis else [], at)
+            stack.append((da.sel({axis: v}) if axis else da).median("seed").values)
+        stack = np.asarray(stack, float)
+        total = stack.sum(0)
+        stack = np.where(total > 0, stack / np.where(total > 0, total, 1.0), 0.0)
+        ax.stackplot(gens, stack, colors=[colours(i) for i in range(len(names))],
+                     labels=[f"class {n.rsplit('_', 1)[1]}" for n in names])
+        ax.set_ylim(0, 1)
+        ax.set_xlim(gens[0], gens[-1])
+        _integer_generations(ax)
+        ax.set_xlabel("generation")
+        ax.set_title(f"{axis}={_label(v)}" if axis else "", fontsize=9)
+    axes.flat[0].set_ylabel("share of the model's samples per class [1]")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=8, frameon=False)
+    fig.suptitle(_title(ds, "class shares, stacked", "median (renormalised to 1)", desc), fontsize=10)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def _class_share_names(ds):
+    return [str(v) for v in ds.data_vars if str(v).startswith("class_share_") and str(v).rsplit("_", 1)[1].isdigit()]
+
+
 def _mode_mass_names(ds):
     return [str(v) for v in ds.data_vars if str(v).startswith("mode_mass_") and str(v).rsplit("_", 1)[1].isdigit()]
 
@@ -588,11 +632,15 @@ def _plot_all(ds: xr.Dataset, out_dir: Path, format: str, at: dict, theory=None)
     end = f"{_slice_suffix(at)}.{format}"
     paths = [out_dir / f"phase_diagram{end}", out_dir / f"curves{end}"]
     phase_diagram(ds, path=paths[0], at=at)
-    others = [str(v) for v in ds.data_vars if str(v) not in _mode_mass_names(ds)]
+    stacked = set(_mode_mass_names(ds)) | set(_class_share_names(ds))
+    others = [str(v) for v in ds.data_vars if str(v) not in stacked]
     curves(ds, others or None, path=paths[1], at=at, theory=theory)          # the mode masses have their own figure
     if _mode_mass_names(ds):
         paths.append(out_dir / f"mode_mass{end}")
         mode_masses(ds, path=paths[-1], at=at)
+    if _class_share_names(ds):
+        paths.append(out_dir / f"class_shares{end}")
+        class_shares(ds, path=paths[-1], at=at)
     if len(_free_dims(ds, at)) >= 2:
         for metric in others[:4]:
             paths.append(out_dir / f"final_{metric}{end}")

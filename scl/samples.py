@@ -1,7 +1,11 @@
 """Samples from a saved generation's models (``scl samples OUT_DIR --generation g``).
 
 One panel per configuration (every static variant x knob-grid point, one seed): a scatter over the
-first two coordinates with truth samples behind (vectors) or a histogram (1-D).
+first two coordinates with truth samples behind (vectors) or a histogram (1-D). Image rows
+({"x": [n, D], "y": [n]}, scl.data.images) are drawn as a tiled grid of up to 8 x 8 images
+(greyscale or RGB from the truth's ``image_shape``), each labelled with its class, plus one panel
+of held-out truth images. ``scl run`` writes such grids for generations 0, G // 2 and G of image
+runs (:func:`write_run_grids`, ``samples_g0000.png``, ...).
 """
 from __future__ import annotations
 
@@ -33,11 +37,68 @@ def draw(gm, n: int, seed: int = 0):
     base = jax.random.fold_in(jax.random.PRNGKey(gm.config.seed), gm.generation)
     keys = jax.random.split(base, len(picked))
     samples = jax.vmap(lambda k, s, kn: family.sample(k, s, n, kn["model"]))(keys, states, knobs)
-    truth = source.sample(jax.random.fold_in(base, 10**6), n)
+    draw_truth = source.heldout if getattr(source, "heldout", None) is not None else source.sample
+    truth = draw_truth(jax.random.fold_in(base, 10**6), n)
     labels = [", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                         for k, v in {**gm.static, **{k: v for k, v in gm.points[c].items() if k != "seed"}}.items())
               or "config" for c in picked]
+    host = lambda t: jax.tree_util.tree_map(np.asarray, t)
+    if isinstance(samples, dict):        # image rows: one dict per panel
+        samples = [jax.tree_util.tree_map(lambda a: a[i], host(samples)) for i in range(len(picked))]
+        return labels, samples, host(truth)
     return labels, np.asarray(samples), np.asarray(truth)
+
+
+def is_image(rows) -> bool:
+    return isinstance(rows, dict) and "x" in rows and "y" in rows
+
+
+def tile(x, image_shape, cols: int = 8, fill: float = 1.0):
+    """Images x [m, H*W*C] in [-1, 1] -> one mosaic [rows*(H+1)-1, cols*(W+1)-1, C] in [0, 1]
+    (pixel (v + 1) / 2; 1 px gaps of value ``fill``)."""
+    H, W, C = image_shape
+    m = len(x)
+    rows = max(1, int(np.ceil(m / cols)))
+    out = np.full((rows * (H + 1) - 1, cols * (W + 1) - 1, C), fill, np.float32)
+    imgs = np.clip((np.asarray(x, np.float32).reshape(m, H, W, C) + 1.0) / 2.0, 0.0, 1.0)
+    for i in range(m):
+        r, c = divmod(i, cols)
+        out[r * (H + 1):r * (H + 1) + H, c * (W + 1):c * (W + 1) + W] = imgs[i]
+    return out
+
+
+def _image_panel(ax, rows, image_shape, class_names=None, cols: int = 8):
+    x, y = np.asarray(rows["x"])[: cols * cols], np.asarray(rows["y"])[: cols * cols]
+    H, W, C = image_shape
+    mosaic = tile(x, image_shape, cols, fill=0.0 if C == 1 else 1.0)   # greyscale: drawn ink-dark (gray_r)
+    ax.imshow(mosaic[..., 0] if C == 1 else mosaic, cmap="gray_r" if C == 1 else None, vmin=0.0, vmax=1.0,
+              interpolation="nearest")
+    for i, label in enumerate(y):
+        r, c = divmod(i, cols)
+        name = class_names[int(label)] if class_names else str(int(label))
+        ax.text(c * (W + 1) + 0.5, r * (H + 1) + 0.5, name, color="C3", fontsize=5, ha="left", va="top")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def image_grid(panels, image_shape, title: str = "", class_names=None):
+    """Figure with one image mosaic per (label, rows {"x", "y"}) panel (at most MAX_PANELS),
+    four to a row."""
+    from matplotlib.figure import Figure
+
+    panels = panels[:MAX_PANELS]
+    cols = min(4, len(panels))
+    rows = int(np.ceil(len(panels) / cols))
+    fig = Figure(figsize=(3.2 * cols, 3.3 * rows + 0.4), dpi=120)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, (label, x) in zip(axes.flat, panels):
+        _image_panel(ax, x, image_shape, class_names)
+        ax.set_title(label, fontsize=8)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def _limits(panels, lo=0.5, hi=99.5):
@@ -101,13 +162,45 @@ def plot_generation(out_dir, generation: int, n: int = 1000, seed: int = 0, path
     from scl.atomic import save_figure
     from scl.checkpoint import load_generation
 
-    panels, name = [], ""
+    panels, name, images = [], "", None
     for gm in load_generation(out_dir, generation):
         labels, samples, truth = draw(gm, n, seed)
         panels += [(label, x, truth) for label, x in zip(labels, samples)]
         name = name or str(gm.config.name)
+        if is_image(truth) and images is None:
+            from scl.data import make_source
+
+            images = make_source(gm.config.truth).params
+    path = Path(path) if path else Path(out_dir) / f"samples_gen{generation}.{format}"
+    if images is not None:
+        grid = [("truth (held-out)", panels[0][2])] + [(label, x) for label, x, _ in panels]
+        fig = image_grid(grid, images["image_shape"], f"{name + ': ' if name else ''}generation {generation}, "
+                         f"seed {seed}: samples per model (first panel: held-out truth)", images.get("class_names"))
+        save_figure(fig, path)
+        return path
     fig = sample_grid(panels, f"{name + ': ' if name else ''}generation {generation}, seed {seed}: "
                               f"{n} samples per model (grey: truth)")
-    path = Path(path) if path else Path(out_dir) / f"samples_gen{generation}.{format}"
     save_figure(fig, path)
     return path
+
+
+def run_grid_generations(generations: int) -> list[int]:
+    """The generations ``scl run`` draws sample grids of: 0, the middle and the last."""
+    return sorted({0, generations // 2, generations})
+
+
+def write_run_grids(out_dir, cfg, n: int = 64, format: str = "png") -> list[Path]:
+    """After ``scl run`` of an image truth, before its checkpoints are pruned: sample grids of
+    generations 0, G // 2 and G (those whose model states the checkpoints kept, see
+    ``checkpoint.stride``) as ``OUT_DIR/samples_g0000.<format>``, ... Other truths: none."""
+    from scl.errors import ConfigError
+
+    if getattr(cfg.truth, "rows", "vector") != "image" or not cfg.checkpoint.enabled or cfg.checkpoint.stride == 0:
+        return []
+    paths = []
+    for g in run_grid_generations(cfg.loop.generations):
+        try:
+            paths.append(plot_generation(out_dir, g, n=n, path=Path(out_dir) / f"samples_g{g:04d}.{format}"))
+        except ConfigError:        # this generation's models were not kept (checkpoint.stride)
+            continue
+    return paths

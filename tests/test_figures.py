@@ -201,3 +201,24 @@ def test_sample_panels_share_axes():
     one_d = sample_grid([(str(i), rng.normal(size=100) * (i + 1), rng.normal(size=100)) for i in range(2)])
     a, b = one_d.axes[:2]
     assert a.get_shared_x_axes().joined(a, b) and a.get_xlim() == b.get_xlim()
+
+
+def test_class_shares_are_stacked_medians_summing_to_one_one_panel_per_sweep_point(tmp_path):
+    ds = _toy()
+    g = ds["generation"].values
+    share0 = xr.broadcast(ds.w2, xr.DataArray(0.1 + 0.8 * g / G, dims="generation"))[1]
+    for k, v in enumerate([share0, (1 - share0) / 2, (1 - share0) / 2]):
+        ds[f"class_share_{k}"] = v.transpose(*ds.w2.dims)
+    fig = plots.class_shares(ds, at={"K": 4})
+    panels = [a for a in fig.axes if a.collections]
+    assert len(panels) == len(FRACTIONS)
+    assert panels[0].get_title() == "real_fraction=0" and panels[0].get_xlabel() == "generation"
+    assert "share" in panels[0].get_ylabel()
+    title = fig._suptitle.get_text()
+    assert "class shares, stacked" in title and "K=4 (of 2, 4, 8)" in title and f"{S} seeds" in title
+    top = panels[0].collections[-1].get_paths()[0].vertices      # upper edge of the last area: 1
+    assert np.allclose(top[:, 1].max(), 1.0) and np.allclose(top[top[:, 0] == G][:, 1].max(), 1.0)
+    first = panels[0].collections[0].get_paths()[0].vertices     # class 0 area: height 0.1 -> 0.9
+    assert np.isclose(first[first[:, 0] == 0][:, 1].max(), 0.1) and np.isclose(first[first[:, 0] == G][:, 1].max(), 0.9)
+    names = [p.name for p in plots.plot_all(ds, tmp_path, at={"K": 4})]
+    assert "class_shares_K4.png" in names
