@@ -49,6 +49,9 @@ class NeuralOptions:
         from scl.families.weighted import require_rows
 
         require_rows(cfg, "vector", self.name)
+        if hasattr(self, "check_sims"):                       # SIMS hook (scl.families.sims)
+            from scl.registry import SOURCES
+            self.check_sims(cfg, SOURCES[cfg.truth.name].make(cfg.truth).num_modes)
 
     @property
     def fresh_steps(self) -> int:
@@ -162,8 +165,10 @@ def continue_fit(spec: NeuralSpec, o: NeuralOptions, key, state: NeuralState, x,
     return NeuralState(params, opt_state, state.shift, state.scale, tail), losses
 
 
-def neural_family(spec: NeuralSpec, o: NeuralOptions) -> Family:
-    """The :class:`Family` of a spec: init trains from scratch; fit warm-starts or re-inits."""
+def neural_family(spec: NeuralSpec, o: NeuralOptions, labels=None) -> Family:
+    """The :class:`Family` of a spec: init trains from scratch; fit warm-starts or re-inits.
+    A spec with ``predict`` and options with the SIMS fields get scl.families.sims's sampler
+    (temperature, auxiliary, guidance, Neon); ``labels(x) -> [n]`` modes for aux_proportions."""
 
     def init(key, x, w, knobs):
         return fresh_fit(spec, o, key, x, w, knobs)[0]
@@ -182,4 +187,8 @@ def neural_family(spec: NeuralSpec, o: NeuralOptions) -> Family:
             z = (x - state.shift) / state.scale
             return spec.log_prob(state.params, z) - jnp.sum(jnp.log(state.scale))
 
-    return Family(init=init, fit=fit, sample=sample, log_prob=log_prob)
+    family = Family(init=init, fit=fit, sample=sample, log_prob=log_prob)
+    if spec.predict is not None and hasattr(o, "sims_weight"):          # SIMS hook
+        from scl.families.sims import neural_guidable, sims_family
+        family = sims_family(family, neural_guidable(spec, o, labels), o)
+    return family
