@@ -11,8 +11,9 @@ clipping) with the same schedule, timesteps, sampler and sample_steps options.
 SIMS (scl.families.sims): the auxiliary is the same MLE fitted on n_s base samples (what
 fine-tuning to convergence gives for this family; ``aux_steps`` is unused), for K > 1 EM
 warm-started from the base's mixture (so components correspond). Neon extrapolates (weights,
-means, covs) leafwise, then projects: covariances symmetrised with eigenvalues clipped below at
-``covariance_floor``; weights clipped at 0 and renormalised (K = 1: the weight stays 1).
+means, covs) leafwise, then projects: covariances symmetrised, and one with an eigenvalue below
+``covariance_floor`` rebuilt with its eigenvalues clipped there; weights, if one is negative,
+clipped at 0 and renormalised (K = 1: the weight stays 1).
 """
 from __future__ import annotations
 
@@ -82,10 +83,12 @@ def diffused_eps(state: MixtureState, z, abar):
 
 
 def psd_project(cov, floor):
-    """Symmetric cov [..., d, d] with eigenvalues clipped below at ``floor``."""
+    """cov [K, d, d] symmetrised; a matrix with an eigenvalue below ``floor`` is rebuilt with its
+    eigenvalues clipped there (the others are returned unchanged, bit for bit)."""
     cov = 0.5 * (cov + jnp.swapaxes(cov, -1, -2))
     vals, vecs = jnp.linalg.eigh(cov)
-    return jnp.einsum("...ij,...j,...kj->...ik", vecs, jnp.maximum(vals, floor), vecs)
+    clipped = jnp.einsum("...ij,...j,...kj->...ik", vecs, jnp.maximum(vals, floor), vecs)
+    return jnp.where(jnp.all(vals >= floor, -1)[..., None, None], cov, clipped)
 
 
 @register_family("analytic_diffusion", AnalyticDiffusionModel)
@@ -119,8 +122,9 @@ def make_analytic_diffusion(o: AnalyticDiffusionModel, source) -> Family:
         return denoise(eps_fn, key, n, dim, chain, None, temperature)
 
     def project(p: MixtureState):
-        weights = jnp.maximum(p.weights, 0.0)
-        return MixtureState(weights / jnp.sum(weights), p.means, psd_project(p.covs, o.covariance_floor))
+        clipped = jnp.maximum(p.weights, 0.0)
+        weights = jnp.where(jnp.any(p.weights < 0), clipped / jnp.sum(clipped), p.weights)
+        return MixtureState(weights, p.means, psd_project(p.covs, o.covariance_floor))
 
     def labels(state, x):
         if source.assign is not None:
