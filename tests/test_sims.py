@@ -11,6 +11,7 @@ from scl.engine import build_program
 from scl.families import make_family
 from scl.families.analytic_diffusion import diffused_eps, gaussian_mle
 from scl.families.diffusion import diffusion_spec
+from scl.families.neural import continue_fit
 from scl.families.mixture import MixtureState, mixture_log_prob
 from scl.families.sims import (SimsState, aux_proportions_for, extrapolate, guided_sample,
                                neural_guidable)
@@ -93,7 +94,9 @@ def test_neon_parameters_are_the_leafwise_extrapolation():
                        jax.tree_util.tree_leaves(state.aux.params)):
         np.testing.assert_allclose(g, (1 + v) * np.asarray(b) - v * np.asarray(a), rtol=1e-6, atol=1e-7)
     # Neon sampling = the plain sampler of the extrapolated network
-    g = neural_guidable(diffusion_spec(cfg.model, 2), cfg.model)
+    spec = diffusion_spec(cfg.model, 2)
+    g = neural_guidable(spec, lambda key, base, x, w, knobs: continue_fit(
+        spec, cfg.model, key, base, x, w, knobs, cfg.model.aux_steps)[0])
     knobs = {**knob_values(cfg.model), "neon_weight": v}
     neon = guided_sample(g, jax.random.PRNGKey(4), state, 64, knobs)
     plain_cfg = config("diffusion")

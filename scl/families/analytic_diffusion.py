@@ -57,8 +57,8 @@ class AnalyticDiffusionModel(SimsOptions):
         from scl.registry import SOURCES
 
         require_rows(cfg, "vector", self.name)
-        modes = SOURCES[cfg.truth.name].make(cfg.truth).num_modes or (self.components if self.components > 1 else 0)
-        self.check_sims(cfg, modes)
+        self.check_sims(cfg, lambda: SOURCES[cfg.truth.name].make(cfg.truth).num_modes
+                        or (self.components if self.components > 1 else 0))
 
 
 def gaussian_mle(x, w, floor):

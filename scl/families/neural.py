@@ -51,7 +51,7 @@ class NeuralOptions:
         require_rows(cfg, "vector", self.name)
         if hasattr(self, "check_sims"):                       # SIMS hook (scl.families.sims)
             from scl.registry import SOURCES
-            self.check_sims(cfg, SOURCES[cfg.truth.name].make(cfg.truth).num_modes)
+            self.check_sims(cfg, lambda: SOURCES[cfg.truth.name].make(cfg.truth).num_modes)
 
     @property
     def fresh_steps(self) -> int:
@@ -190,5 +190,7 @@ def neural_family(spec: NeuralSpec, o: NeuralOptions, labels=None) -> Family:
     family = Family(init=init, fit=fit, sample=sample, log_prob=log_prob)
     if spec.predict is not None and hasattr(o, "sims_weight"):          # SIMS hook
         from scl.families.sims import neural_guidable, sims_family
-        family = sims_family(family, neural_guidable(spec, o, labels), o)
+        def fine_tune(key, base, x, w, knobs):       # the auxiliary: aux_steps more steps
+            return continue_fit(spec, o, key, base, x, w, knobs, o.aux_steps)[0]
+        family = sims_family(family, neural_guidable(spec, fine_tune, labels), o)
     return family

@@ -61,11 +61,13 @@ class SimsOptions:
     temperature: float = knob(
         1.0, "multiplies the sampler's initial and injected noise (< 1: mode-seeking)", gt=0.0)
 
-    def check_sims(self, cfg, num_modes: int):
-        """ConfigErrors of the SIMS fields (call from the family's ``check``)."""
+    def check_sims(self, cfg, num_modes: Callable[[], int]):
+        """ConfigErrors of the SIMS fields (call from the family's ``check``); ``num_modes()``
+        counts the modes (called only with aux_proportions: it may build the source)."""
         if self.aux_proportions is not None:
             if self.aux_samples == 0:
                 raise ConfigError("model.aux_proportions", "needs model.aux_samples > 0")
+            num_modes = num_modes()
             if num_modes == 0:
                 raise ConfigError("model.aux_proportions", "needs a truth with separated modes "
                                   "(source.assign) or a family with components")
@@ -190,15 +192,10 @@ def sims_family(family: Family, g: Guidable, o: SimsOptions) -> Family:
                   sample_synthetic=sample_synthetic)
 
 
-def neural_guidable(spec, o, labels=None) -> Guidable:
+def neural_guidable(spec, fine_tune, labels=None) -> Guidable:
     """The :class:`Guidable` of a neural spec with predict / sample_with (scl.families.neural):
-    Neon extrapolates the network parameters; the auxiliary is the base's network, Adam state
-    and standardisation fine-tuned for ``aux_steps`` steps (scl.families.neural.continue_fit)."""
-    from scl.families.neural import continue_fit
-
-    def fine_tune(key, base, x, w, knobs):
-        return continue_fit(spec, o, key, base, x, w, knobs, o.aux_steps)[0]
-
+    Neon extrapolates the network parameters; ``fine_tune`` continues the base's network, Adam
+    state and standardisation for ``aux_steps`` steps (scl.families.neural.continue_fit)."""
     return Guidable(
         params=lambda s: s.params, with_params=lambda s, p: s._replace(params=p),
         predict=lambda s, z, t: spec.predict(s.params, z, t), sample_with=spec.sample_with,
