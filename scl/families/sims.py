@@ -209,9 +209,11 @@ def aux_proportions_for(target, base, w) -> np.ndarray:
 
     For well-separated modes of equal shape, the guided law is ~ p_base^(1+w) / p_aux^w, so mode
     k's guided share is ~ pi_b,k^(1+w) pi_a,k^(-w) (normalised); solving for pi_a gives
-    pi_a,k ~ (pi_b,k^(1+w) / target_k)^(1/w). This is the *score-level* law: it holds for a
-    sampler that follows the guided score exactly (many-step probability-flow DDIM / flow ODE or
-    annealed Langevin to convergence), approximately for the ancestral chain.
+    pi_a,k ~ (pi_b,k^(1+w) / target_k)^(1/w). This is the law of the *tilted density*
+    p_base^(1+w) / p_aux^w at t = 0; guided DDIM does not sample it exactly (the guided score at
+    t > 0 is not that density's diffused score). Measured (analytic family, modes at +-3, cov
+    0.1 I, base shares 0.5/0.5, target 0.7, 200 DDIM steps, 20,000 samples, SE 0.003): share
+    0.648 at w = 0.5, 0.674 at w = 1: moved toward the target, short of it.
     """
     target, base = np.asarray(target, np.float64), np.asarray(base, np.float64)
     if w <= 0:
