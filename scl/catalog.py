@@ -18,6 +18,7 @@ import scl.families.regression  # noqa: F401
 import scl.families.flow  # noqa: F401
 import scl.families.diffusion  # noqa: F401
 import scl.families.flow_matching  # noqa: F401
+import scl.families.analytic_diffusion  # noqa: F401
 # mixing regimes (this order is the order the docs and errors list them in)
 import scl.mixing.replace  # noqa: F401
 import scl.mixing.fresh  # noqa: F401

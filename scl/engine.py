@@ -190,7 +190,8 @@ def _build_program(cfg, lam_max: float, chunk_size: int | None, keep_models: boo
         if stages.sample is not None:       # a stage drawing its own rows from the model (exact tilt)
             candidates = stages.sample(k["sample"], state.model, count, knobs)
         else:
-            candidates = family.sample(k["sample"], state.model, count, knobs["model"])
+            sampler = family.sample_synthetic or family.sample     # the loop's rows' sampler
+            candidates = sampler(k["sample"], state.model, count, knobs["model"])
         stage_states, syn, w_syn = stages.apply(stage_keys(k), state.stages, candidates,
                                                 jnp.ones((count,), jnp.float32), knobs)
         fresh = source.sample(k["real"], mixer.fresh_real_rows) if mixer.fresh_real_rows else None

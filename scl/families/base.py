@@ -18,6 +18,8 @@ class Family(NamedTuple):
         count, mean and scatter (scl.moments.Moments) instead of its rows
     training_set(state) -> (x, count)        optional: the state stores its training rows (a KDE),
         rows [0, count) present; under ``accumulate`` the engine then keeps the pool only there
+    sample_synthetic(key, state, n, knobs) -> x   optional: the loop's synthetic rows come from
+        this sampler instead of ``sample`` (which the metrics' probe still uses)
 
     ``x`` is [N, dim]; ``w`` is [N] 0/1 row weights: the mixers put the training rows first, so
     rows [0, sum(w)) are present and the rest is padding (scl.mixing). ``knobs`` is the
@@ -32,3 +34,4 @@ class Family(NamedTuple):
     sampling_gaussian: Optional[Callable] = None
     fit_moments: Optional[Callable] = None
     training_set: Optional[Callable] = None
+    sample_synthetic: Optional[Callable] = None

@@ -30,11 +30,12 @@ from scl.options import static
 from scl.families.base import Family
 from scl.families.networks import TimeMLP, matmul_dtype
 from scl.families.neural import NeuralOptions, NeuralSpec, neural_family, num_classes_of
+from scl.families.sims import SimsOptions   # SIMS hook
 from scl.registry import register_family
 
 
 @dataclass(frozen=True)
-class DiffusionModel(NeuralOptions):
+class DiffusionModel(NeuralOptions, SimsOptions):
     """``model: {family: diffusion, schedule, timesteps, sampler, sample_steps, width, ...}``."""
 
     tag_key = "family"
@@ -85,9 +86,10 @@ def denoising_chain(schedule: str, T: int, steps: int, sampler: str) -> tuple:
                   np.sqrt(np.clip(1 - a_next - sigma ** 2, 0.0, None)), sigma))
 
 
-def denoise(eps_fn, key, n: int, dim: int, chain: tuple, clip: float | None = None):
+def denoise(eps_fn, key, n: int, dim: int, chain: tuple, clip: float | None = None, temperature=1.0):
     """Draw z [n, dim] by running the chain from N(0, I) with noise predictor eps_fn(z, t/T [n]);
-    ``clip``: clip z0_hat to [-clip, clip] (eps is then recomputed from it, as DDIM does)."""
+    ``clip``: clip z0_hat to [-clip, clip] (eps is then recomputed from it, as DDIM does);
+    ``temperature`` multiplies the initial noise and every injected noise term sigma xi."""
     k0, kn = jax.random.split(key)
 
     def step(z, inputs):
@@ -97,10 +99,10 @@ def denoise(eps_fn, key, n: int, dim: int, chain: tuple, clip: float | None = No
         if clip is not None:
             z0 = jnp.clip(z0, -clip, clip)
             eps = (z - ra * z0) / r1a
-        return ra_next * z0 + r1a_next * eps + sig * jax.random.normal(k, z.shape), None
+        return ra_next * z0 + r1a_next * eps + sig * (temperature * jax.random.normal(k, z.shape)), None
 
     keys = jax.random.split(kn, chain[0].shape[0])
-    return jax.lax.scan(step, jax.random.normal(k0, (n, dim)), chain + (keys,))[0]
+    return jax.lax.scan(step, temperature * jax.random.normal(k0, (n, dim)), chain + (keys,))[0]
 
 
 def diffusion_spec(o: DiffusionModel, dim: int, num_classes: int = 0) -> NeuralSpec:
@@ -124,8 +126,8 @@ def diffusion_spec(o: DiffusionModel, dim: int, num_classes: int = 0) -> NeuralS
     def predict(params, z, t, y=None):
         return net.apply(params, z, t, y)
 
-    def sample_with(eps_fn, key, n):
-        return denoise(eps_fn, key, n, dim, chain, o.clip_denoised)
+    def sample_with(eps_fn, key, n, temperature=1.0):
+        return denoise(eps_fn, key, n, dim, chain, o.clip_denoised, temperature)
 
     def sample(params, key, n):
         return sample_with(lambda z, t: predict(params, z, t), key, n)
@@ -136,4 +138,4 @@ def diffusion_spec(o: DiffusionModel, dim: int, num_classes: int = 0) -> NeuralS
 @register_family("diffusion", DiffusionModel)
 def make_diffusion(o: DiffusionModel, source) -> Family:
     """DDPM noise-prediction diffusion with ancestral or DDIM sampling (class-conditional on image rows)."""
-    return neural_family(diffusion_spec(o, source.dim, num_classes_of(source)), o)
+    return neural_family(diffusion_spec(o, source.dim, num_classes_of(source)), o, labels=source.assign)   # SIMS hook: labels

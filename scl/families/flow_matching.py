@@ -16,11 +16,12 @@ from scl.options import static
 from scl.families.base import Family
 from scl.families.networks import TimeMLP, matmul_dtype
 from scl.families.neural import NeuralOptions, NeuralSpec, neural_family, num_classes_of
+from scl.families.sims import SimsOptions   # SIMS hook
 from scl.registry import register_family
 
 
 @dataclass(frozen=True)
-class FlowMatchingModel(NeuralOptions):
+class FlowMatchingModel(NeuralOptions, SimsOptions):
     """``model: {family: flow_matching, sampler, sample_steps, width, depth, steps, ...}``."""
 
     tag_key = "family"
@@ -62,8 +63,8 @@ def flow_matching_spec(o: FlowMatchingModel, dim: int, num_classes: int = 0) -> 
     def predict(params, z, t, y=None):
         return net.apply(params, z, t, y)
 
-    def sample_with(velocity_fn, key, n):
-        z0 = jax.random.normal(key, (n, dim))
+    def sample_with(velocity_fn, key, n, temperature=1.0):
+        z0 = temperature * jax.random.normal(key, (n, dim))   # temperature: scales the initial noise
         return integrate(velocity_fn, z0, o.sample_steps, o.sampler)
 
     def sample(params, key, n):
@@ -75,4 +76,4 @@ def flow_matching_spec(o: FlowMatchingModel, dim: int, num_classes: int = 0) -> 
 @register_family("flow_matching", FlowMatchingModel)
 def make_flow_matching(o: FlowMatchingModel, source) -> Family:
     """Conditional flow matching (linear interpolant) with an Euler or Heun sampler."""
-    return neural_family(flow_matching_spec(o, source.dim, num_classes_of(source)), o)
+    return neural_family(flow_matching_spec(o, source.dim, num_classes_of(source)), o, labels=source.assign)   # SIMS hook: labels

@@ -56,9 +56,16 @@ class NeuralOptions:
     def check(self, cfg):
         from scl.families.weighted import require_rows, truth_rows
 
-        if self.image_rows and truth_rows(cfg.truth) == "image":
-            return
-        require_rows(cfg, "vector", self.name)
+        from scl.registry import SOURCES
+
+        image = self.image_rows and truth_rows(cfg.truth) == "image"
+        if not image:
+            require_rows(cfg, "vector", self.name)
+        if hasattr(self, "check_sims"):                       # SIMS hook (scl.families.sims)
+            def num_modes():
+                source = SOURCES[cfg.truth.name].make(cfg.truth)
+                return num_classes_of(source) if image else source.num_modes
+            self.check_sims(cfg, num_modes)
 
     @property
     def fresh_steps(self) -> int:
@@ -223,8 +230,10 @@ def conditional_sample(spec: NeuralSpec, state: NeuralState, key, n: int, guidan
     return {"x": jnp.clip(state.shift + state.scale * z, -1.0, 1.0), "y": y}
 
 
-def neural_family(spec: NeuralSpec, o: NeuralOptions) -> Family:
-    """The :class:`Family` of a spec: init trains from scratch; fit warm-starts or re-inits."""
+def neural_family(spec: NeuralSpec, o: NeuralOptions, labels=None) -> Family:
+    """The :class:`Family` of a spec: init trains from scratch; fit warm-starts or re-inits.
+    A spec with ``predict`` and options with the SIMS fields get scl.families.sims's sampler
+    (temperature, auxiliary, guidance, Neon); ``labels(x) -> [n]`` modes for aux_proportions."""
 
     def init(key, x, w, knobs):
         return fresh_fit(spec, o, key, x, w, knobs)[0]
@@ -245,4 +254,10 @@ def neural_family(spec: NeuralSpec, o: NeuralOptions) -> Family:
             z = (x - state.shift) / state.scale
             return spec.log_prob(state.params, z) - jnp.sum(jnp.log(state.scale))
 
-    return Family(init=init, fit=fit, sample=sample, log_prob=log_prob)
+    family = Family(init=init, fit=fit, sample=sample, log_prob=log_prob)
+    if spec.predict is not None and hasattr(o, "sims_weight"):          # SIMS hook
+        from scl.families.sims import neural_guidable, sims_family
+        def fine_tune(key, base, x, w, knobs):       # the auxiliary: aux_steps more steps
+            return continue_fit(spec, o, key, base, x, w, knobs, o.aux_steps)[0]
+        family = sims_family(family, neural_guidable(spec, fine_tune, labels), o)
+    return family
