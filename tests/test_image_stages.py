@@ -88,6 +88,7 @@ def test_strength_and_share_one_snap_to_the_nearest_same_class_centre_zero_is_id
         np.testing.assert_array_equal(correct_rows(key, st, syn, s, sh)["x"], syn["x"])
 
 
+@pytest.mark.slow   # 21 s; the exact per-class k-means test covers the fit
 def test_digits_centres_rounded_on_the_pixel_grid_and_snapping_matches_brute_force():
     a = load_digits()
     real = {"x": jnp.asarray(a.train_x[:300]), "y": jnp.asarray(a.train_y[:300])}
