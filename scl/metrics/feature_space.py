@@ -36,15 +36,30 @@ def knn_radius(x, k: int):
     return -jax.lax.top_k(-d, k + 1)[0][:, k]       # index 0 is the row itself (distance 0)
 
 
+def trace_sqrt_product(ca, cb, iterations: int = 40):
+    """tr (C_a C_b)^(1/2) for PSD ca, cb [F, F], by the coupled Newton-Schulz iteration on
+    M = C_a C_b / ||C_a C_b||_F (eigenvalues real, in [0, 1]): matmuls only. (Not eigh: LAPACK's
+    eigh inside the scanned loop hung XLA's CPU runtime when the sweep is split over several CPU
+    devices, as scl run does; measured on jax 0.4.x, 2 devices, 10 configurations.)"""
+    m = ca @ cb
+    norm = jnp.sqrt(jnp.sum(m * m)) + 1e-30
+    eye = jnp.eye(m.shape[0], dtype=m.dtype)
+
+    def step(carry, _):
+        y, z = carry
+        t = 0.5 * (3.0 * eye - z @ y)
+        return (y @ t, t @ z), None
+
+    (y, _), _ = jax.lax.scan(step, (m / norm, eye), None, length=iterations)
+    return jnp.trace(y) * jnp.sqrt(norm)
+
+
 def frechet_distance(a, b):
-    """Frechet distance between Gaussians fitted to a [n, F] and b [m, F] (float32;
-    tr (S_a S_b)^(1/2) = sum of the square roots of the eigenvalues of S_a^(1/2) S_b S_a^(1/2))."""
+    """Frechet distance between Gaussians fitted to a [n, F] and b [m, F] (float32):
+    |mu_a - mu_b|^2 + tr C_a + tr C_b - 2 tr (C_a C_b)^(1/2)."""
     mu_a, mu_b = jnp.mean(a, 0), jnp.mean(b, 0)
     ca, cb = jnp.cov(a, rowvar=False), jnp.cov(b, rowvar=False)
-    ea, va = jnp.linalg.eigh(ca)
-    root_a = (va * jnp.sqrt(jnp.maximum(ea, 0.0))) @ va.T
-    m = root_a @ cb @ root_a
-    cross = jnp.sum(jnp.sqrt(jnp.maximum(jnp.linalg.eigvalsh(0.5 * (m + m.T)), 0.0)))
+    cross = trace_sqrt_product(ca, cb)
     return jnp.sum((mu_a - mu_b) ** 2) + jnp.trace(ca) + jnp.trace(cb) - 2.0 * cross
 
 
