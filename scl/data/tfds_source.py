@@ -107,20 +107,30 @@ def read_rows(ds, image_key: str, label_key: str, classes=None, limit=None):
     return np.stack(images), np.asarray(labels, np.int32)
 
 
+def resize_images(x: np.ndarray, size) -> np.ndarray:
+    """float32 [n, H, W, C] -> [n, h, w, C]: the mean of each block (area resize) when h, w divide
+    H, W; otherwise antialiased linear interpolation (jax.image.resize), on the host CPU."""
+    n, H, W, C = x.shape
+    h, w = size
+    if H % h == 0 and W % w == 0:
+        return x.reshape(n, h, H // h, w, W // w, C).mean((2, 4))
+    import jax
+    with jax.default_device(jax.devices("cpu")[0]):
+        return np.concatenate([np.asarray(jax.image.resize(x[i:i + READ_CHUNK], (len(x[i:i + READ_CHUNK]), h, w, C),
+                                                           "linear", antialias=True))
+                               for i in range(0, n, READ_CHUNK)])
+
+
 def to_pixels(images: np.ndarray, resize=None, greyscale: bool = False) -> np.ndarray:
     """uint8 [n, H, W, C] -> float32 [n, H', W', C'] in [0, 255]: grey (C' = 1) if asked and RGB,
-    resized (antialiased linear, jax.image.resize) to ``resize`` = (H', W') if given."""
+    resized to ``resize`` = (H', W') if given (resize_images)."""
     x = images.astype(np.float32)
     if x.ndim == 3:
         x = x[..., None]
     if greyscale and x.shape[-1] == 3:
         x = (x @ LUMA)[..., None]
     if resize is not None and tuple(resize) != x.shape[1:3]:
-        import jax
-        with jax.default_device(jax.devices("cpu")[0]):
-            x = np.concatenate([np.asarray(jax.image.resize(x[i:i + READ_CHUNK], (len(x[i:i + READ_CHUNK]),
-                                *resize, x.shape[-1]), "linear", antialias=True))
-                                for i in range(0, len(x), READ_CHUNK)])
+        x = resize_images(x, resize)
     return np.clip(x, 0.0, 255.0)
 
 
