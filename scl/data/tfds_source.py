@@ -34,7 +34,14 @@ def prepare_command(name: str, data_dir: str) -> str:
 
 def prepare(name: str, data_dir: str) -> None:
     """Download and prepare dataset ``name`` under ``data_dir`` as array_record (needs network)."""
-    tfds_module().builder(name, data_dir=data_dir).download_and_prepare(file_format="array_record")
+    tfds = tfds_module()
+    try:
+        tfds.builder(name, data_dir=data_dir).download_and_prepare(file_format="array_record")
+    except tfds.core.registered.DatasetNotFoundError:
+        raise ConfigError("name", f"tensorflow-datasets has no dataset {name!r}") from None
+    except Exception as e:       # no network, a builder needing TensorFlow, ...: one line
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ConfigError("prepare-data", f"could not prepare {name!r}: {type(e).__name__}: {first}") from None
 
 
 @dataclass(frozen=True)
