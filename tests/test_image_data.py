@@ -149,6 +149,47 @@ def test_resize_to_a_size_that_does_not_divide_is_linear():
     np.testing.assert_allclose(flat, 77.0, rtol=1e-5)       # weights sum to one
 
 
+def tiny_rows(seed, n):
+    rng = np.random.RandomState(seed)
+    return [(i, {"image": rng.randint(0, 256, (4, 4, 3)).astype(np.uint8), "label": i % 3}) for i in range(n)]
+
+
+def test_tfds_reads_a_real_array_record_dataset(tmp_path):
+    """A tiny dataset written as array_record offline (a Tensor image feature: encoding PNG images
+    needs TensorFlow, reading does not), then read back through truth.kind tfds from files alone."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    import importlib.util
+    if importlib.util.find_spec("array_record") is None:
+        pytest.skip("array_record missing")
+
+    class SclTinyImages(tfds.core.GeneratorBasedBuilder):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "image": tfds.features.Tensor(shape=(4, 4, 3), dtype=np.uint8),
+                "label": tfds.features.ClassLabel(names=["a", "b", "c"])}))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(0, 30), "test": self._generate_examples(1, 12)}
+
+        def _generate_examples(self, seed, n):
+            yield from tiny_rows(seed, n)
+
+    SclTinyImages(data_dir=str(tmp_path)).download_and_prepare(file_format="array_record")
+    s = source(kind="tfds", dataset="scl_tiny_images", data_dir=str(tmp_path), classes=[0, 2])
+    assert s.params["image_shape"] == (4, 4, 3) and s.params["class_names"] == ("a", "b", "c")
+    assert (s.params["train_size"], s.params["heldout_size"]) == (20, 8)
+    np.testing.assert_allclose(s.params["label_shares"], [0.5, 0, 0.5])
+    for draw, (seed, count) in ((s.sample, (0, 30)), (s.heldout, (1, 12))):
+        want = [r for _, r in tiny_rows(seed, count) if r["label"] != 1]
+        got = draw(KEY, len(want))                       # every kept row once, pixels k/255 -> [-1, 1]
+        levels = (np.asarray(got["x"]) + 1) * 127.5
+        np.testing.assert_allclose(levels, np.round(levels), atol=1e-4)
+        assert row_set(np.round(levels), got["y"]) == \
+            row_set(np.stack([r["image"].reshape(-1) for r in want]), [r["label"] for r in want])
+
+
 def test_tfds_not_prepared_is_one_line_with_the_command(tmp_path):
     pytest.importorskip("tensorflow_datasets")
     msg = one_line_error("truth.data_dir", kind="tfds", dataset="mnist", data_dir=str(tmp_path / "d"))

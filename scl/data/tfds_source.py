@@ -33,7 +33,8 @@ def prepare_command(name: str, data_dir: str) -> str:
 
 
 def prepare(name: str, data_dir: str) -> None:
-    """Download and prepare dataset ``name`` under ``data_dir`` as array_record (needs network)."""
+    """Download and prepare dataset ``name`` under ``data_dir`` as array_record (needs network,
+    and TensorFlow for datasets with image features: tfds encodes them with it)."""
     tfds = tfds_module()
     try:
         tfds.builder(name, data_dir=data_dir).download_and_prepare(file_format="array_record")
