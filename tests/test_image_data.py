@@ -229,7 +229,8 @@ def test_mixers_on_digits_rows(regime):
         assert got <= train and not got & held
         n_real, n_syn = ws[real].sum(), ws[synthetic].sum()
         expected = {"replace": (0, n), "fresh": (n // 2, n - n // 2), "fixed_real": (n, n // 2),
-                    "accumulate": (n, t * n), "accumulate_decay": (n, sum(math.floor(b * n / t) for b in range(1, t + 1)))}
+                    "accumulate": (n, t * n),
+                    "accumulate_decay": (n, sum(math.floor(b * n / t) for b in range(1, t + 1)))}
         if regime in expected:
             assert (n_real, n_syn) == expected[regime]
         else:                                          # n rows drawn from the n + t n pool
