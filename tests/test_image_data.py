@@ -253,3 +253,11 @@ def test_every_regime_runs_digits_end_to_end(regime):
     ds = scl.simulate(cfg)
     h = np.asarray(ds["class_entropy"])
     assert h.shape[-1] == 3 and np.all(np.isfinite(h)) and np.all((h >= 0) & (h <= math.log(10) + 1e-5))
+
+
+def test_prepare_data_cli_refuses_an_unknown_dataset_in_one_line(tmp_path, capsys):
+    pytest.importorskip("tensorflow_datasets")
+    from scl.cli import main
+    assert main(["prepare-data", "no_such_dataset_xyz", "--data-dir", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("scl: error: name: ") and "\n" not in err and not (tmp_path / "d").exists()
