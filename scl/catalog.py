@@ -9,6 +9,8 @@ import scl.data.toys  # noqa: F401
 import scl.data.categorical  # noqa: F401
 import scl.data.regression  # noqa: F401
 import scl.data.digits  # noqa: F401
+import scl.data.mnist  # noqa: F401
+import scl.data.tfds_source  # noqa: F401
 # model families
 import scl.families.gaussian  # noqa: F401
 import scl.families.mixture  # noqa: F401

@@ -277,6 +277,15 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_prepare_data(args) -> int:
+    from scl.data.tfds_source import prepare
+
+    prepare(args.name, args.data_dir)
+    print(f"prepared {args.name} under {args.data_dir} (array_record); use truth: "
+          f"{{kind: tfds, dataset: {args.name}, data_dir: {args.data_dir}}}")
+    return 0
+
+
 def cmd_refine(args) -> int:
     from scl.budget import check_memory
     from scl.config import load_config
@@ -392,6 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("out_dir", help="output folder holding results.nc")
     s.add_argument("--metric", default=None, help="summarise this metric (default: the first one)")
     s.set_defaults(fn=cmd_show)
+    pd = sub.add_parser("prepare-data", help="download a tensorflow-datasets dataset once (needs network) "
+                                             "for truth.kind tfds offline")
+    pd.add_argument("name", help="tensorflow-datasets name, e.g. mnist, fashion_mnist, cifar10")
+    pd.add_argument("--data-dir", required=True, help="folder to write it to (copy it to offline machines)")
+    pd.set_defaults(fn=cmd_prepare_data)
     return p
 
 

@@ -34,7 +34,7 @@ def cfg_with(path, value):
     ("loop.generations", 0, "loop.generations", ">= 1"),
     ("model.family", "transformer", "model.family", "allowed: "),
     ("loop.regime", "recycle", "loop.regime", "must be one of replace, fresh"),
-    ("truth.kind", "mnist", "truth.kind", "allowed: "),
+    ("truth.kind", "imagenet", "truth.kind", "allowed: "),
     ("truth.mean", [0.0], "truth.mean", "needs 2 entries"),
     ("truth.cov", [[1.0, 2.0], [2.0, 1.0]], "truth.cov", "positive definite"),
     ("model.sampling_bias", 0.0, "model.sampling_bias", "(0, inf]"),

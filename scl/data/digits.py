@@ -4,15 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scl import features
-from scl.data.images import image_source, load_digits
+from scl.data.images import ImageSelection, image_source, load_digits, select
 from scl.data.source import Source
 from scl.registry import register_source
 
 
 @dataclass(frozen=True)
-class DigitsTruth:
+class DigitsTruth(ImageSelection):
     """``truth: {kind: digits}``: 1,797 8x8 greyscale digits, 10 classes; 1,297 train rows the
-    loop draws from, 500 held-out rows the metrics compare against (a fixed split)."""
+    loop draws from, 500 held-out rows the metrics compare against (a fixed split);
+    ``classes`` / ``subsample`` as for every image truth (scl.data.images.ImageSelection)."""
 
     tag_key = "kind"
     name = "digits"
@@ -22,6 +23,6 @@ class DigitsTruth:
 @register_source("digits", DigitsTruth)
 def make_digits(opts: DigitsTruth) -> Source:
     """8x8 handwritten digits (embedded; rows {"x": [n, 64] in [-1, 1], "y": [n]})."""
-    arrays = load_digits()
+    arrays = select(load_digits(), opts.classes, opts.subsample)
     net = features.load("digits", arrays.image_shape, arrays.num_classes)
     return image_source(arrays, features.rows_features(net) if net is not None else None)

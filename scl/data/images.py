@@ -15,14 +15,17 @@ fresh draws from the finite train split, not a walk through it without repetitio
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from scl.data.source import Source
+from scl.errors import ConfigError
+from scl.options import static
 
 DIGITS_FILE = Path(__file__).with_name("digits.npz")   # scripts/make_digits.py
 DIGITS_HELDOUT = 500                                    # held-out images of the 1,797 digits
@@ -63,6 +66,37 @@ def load_digits() -> ImageArrays:
     x = to_unit_range(data["images"], 16.0)
     return ImageArrays(*split(x, data["labels"], DIGITS_HELDOUT), (8, 8, 1),
                        tuple(str(k) for k in range(10)))
+
+
+@dataclass(frozen=True)
+class ImageSelection:
+    """Options every image truth has (a base class of its options): which part of the dataset
+    the loop sees. ``classes`` keeps those classes in both splits (labels keep their original
+    numbers, so num_classes and a shipped feature network stay the dataset's); ``subsample``
+    keeps the first k train rows (after ``classes``); the held-out split is never subsampled."""
+
+    classes: Optional[tuple[int, ...]] = static(None, "keep only these class labels (null: all)", ge=0)
+    subsample: Optional[int] = static(None, "use only the first k train rows (null: all)", ge=1)
+
+    def validate(self, path):
+        if self.classes is not None and (not self.classes or len(set(self.classes)) != len(self.classes)):
+            raise ConfigError(f"{path}.classes", f"must list distinct labels, at least one; got {list(self.classes)}")
+
+
+def select(arrays: ImageArrays, classes=None, subsample=None, path: str = "truth") -> ImageArrays:
+    """``arrays`` restricted to ``classes`` (both splits) and to its first ``subsample`` train rows."""
+    tx, ty, hx, hy = arrays.train_x, arrays.train_y, arrays.heldout_x, arrays.heldout_y
+    if classes is not None:
+        bad = [c for c in classes if not 0 <= c < arrays.num_classes]
+        if bad:
+            raise ConfigError(f"{path}.classes", f"labels must be in [0, {arrays.num_classes}), got {bad}")
+        keep_t, keep_h = np.isin(ty, classes), np.isin(hy, classes)
+        tx, ty, hx, hy = tx[keep_t], ty[keep_t], hx[keep_h], hy[keep_h]
+    if subsample is not None:
+        if subsample > len(tx):
+            raise ConfigError(f"{path}.subsample", f"must be <= {len(tx)} (the train rows kept), got {subsample}")
+        tx, ty = tx[:subsample], ty[:subsample]
+    return arrays._replace(train_x=tx, train_y=ty, heldout_x=hx, heldout_y=hy)
 
 
 def draw_rows(key, x, y, n: int):
