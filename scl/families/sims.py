@@ -215,10 +215,12 @@ def neural_guidable(spec, fine_tune, labels=None) -> Guidable:
     Class-conditional specs (image rows): each batch's labels are drawn from the base's training
     class counts, and each network's prediction is its classifier-free guided one,
     (1 + g) f(z, t, y) - g f(z, t, null) with g = the ``guidance`` knob; the modes are the labels."""
+    from scl.families.neural import sampling_params, with_sampling_params   # model.ema: the EMA's
+
     if not spec.num_classes:
         return Guidable(
-            params=lambda s: s.params, with_params=lambda s, p: s._replace(params=p),
-            predict=lambda s, z, t, cond: spec.predict(s.params, z, t), sample_with=spec.sample_with,
+            params=sampling_params, with_params=with_sampling_params,
+            predict=lambda s, z, t, cond: spec.predict(sampling_params(s), z, t), sample_with=spec.sample_with,
             to_rows=lambda s, z, cond: s.shift + s.scale * z, fine_tune=fine_tune,
             labels=None if labels is None else (lambda s, x: labels(x)))
 
@@ -229,10 +231,11 @@ def neural_guidable(spec, fine_tune, labels=None) -> Guidable:
     def predict(s, z, t, cond):
         y, g = cond
         null = jnp.full(y.shape, spec.num_classes, jnp.int32)
-        return (1 + g) * spec.predict(s.params, z, t, y) - g * spec.predict(s.params, z, t, null)
+        params = sampling_params(s)
+        return (1 + g) * spec.predict(params, z, t, y) - g * spec.predict(params, z, t, null)
 
     return Guidable(
-        params=lambda s: s.params, with_params=lambda s, p: s._replace(params=p),
+        params=sampling_params, with_params=with_sampling_params,
         predict=predict, sample_with=spec.sample_with,
         to_rows=lambda s, z, cond: {"x": jnp.clip(s.shift + s.scale * z, -1.0, 1.0), "y": cond[0]},
         fine_tune=fine_tune, labels=lambda s, rows: rows["y"], draw=draw)
