@@ -18,6 +18,7 @@ layers and GroupNorm run in bfloat16 on float32 parameters; the output is cast t
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Tuple
 
 import flax.linen as nn
@@ -25,6 +26,20 @@ import jax
 import jax.numpy as jnp
 
 from scl.families.networks import time_embedding
+
+
+def conv_kernel_init(key, shape, dtype=jnp.float32):
+    """flax's default conv kernel init (LeCun normal, fan_in = kh kw c_in) drawn as a
+    [kh kw c_in, c_out] matrix and reshaped: the same law, but XLA:CPU compiles a 4-D random
+    draw in ~5 s (measured, jax 0.10.2) against ~0.5 s for the 2-D one."""
+    flat = (math.prod(shape[:-1]), shape[-1])
+    return nn.initializers.lecun_normal()(key, flat, dtype).reshape(shape)
+
+
+def conv(features: int, size: int = 3, stride: int = 1, dtype=None) -> nn.Conv:
+    """A size x size 'SAME' convolution (stride 2: H -> ceil(H / 2)) with :func:`conv_kernel_init`."""
+    return nn.Conv(features, (size, size), (stride, stride), padding="SAME", dtype=dtype,
+                   kernel_init=conv_kernel_init)
 
 
 def groups(channels: int, most: int = 8) -> int:
@@ -42,13 +57,12 @@ class ResBlock(nn.Module):
 
     @nn.compact
     def __call__(self, h, emb):
-        conv = lambda: nn.Conv(self.channels, (3, 3), padding="SAME", dtype=self.dtype)
         norm = lambda c: nn.GroupNorm(num_groups=groups(c), dtype=self.dtype)
-        out = conv()(nn.silu(norm(h.shape[-1])(h)))
+        out = conv(self.channels, dtype=self.dtype)(nn.silu(norm(h.shape[-1])(h)))
         out = out + nn.Dense(self.channels, dtype=self.dtype)(nn.silu(emb))[:, None, None, :]
-        out = conv()(nn.silu(norm(self.channels)(out)))
+        out = conv(self.channels, dtype=self.dtype)(nn.silu(norm(self.channels)(out)))
         if h.shape[-1] != self.channels:
-            h = nn.Conv(self.channels, (1, 1), dtype=self.dtype)(h)
+            h = conv(self.channels, 1, dtype=self.dtype)(h)
         return h + out
 
 
@@ -71,11 +85,11 @@ class UNet(nn.Module):
         if self.num_classes:
             emb = emb + nn.Embed(self.num_classes + 1, width, dtype=self.dtype)(y)
 
-        h = nn.Conv(self.channels[0], (3, 3), padding="SAME", dtype=self.dtype)(z.reshape(n, H, W, C))
+        h = conv(self.channels[0], dtype=self.dtype)(z.reshape(n, H, W, C))
         skips = []
         for level, ch in enumerate(self.channels):
             if level:
-                h = nn.Conv(ch, (3, 3), strides=(2, 2), padding="SAME", dtype=self.dtype)(h)
+                h = conv(ch, stride=2, dtype=self.dtype)(h)
             h = ResBlock(ch, self.dtype)(h, emb)
             skips.append(h)
         h = ResBlock(self.channels[-1], self.dtype)(h, emb)
@@ -85,5 +99,5 @@ class UNet(nn.Module):
                 h = jax.image.resize(h, (n,) + skip.shape[1:3] + (h.shape[-1],), "nearest")
             h = ResBlock(self.channels[level], self.dtype)(jnp.concatenate([h, skip], -1), emb)
         h = nn.silu(nn.GroupNorm(num_groups=groups(h.shape[-1]), dtype=self.dtype)(h))
-        out = nn.Conv(C, (3, 3), padding="SAME", dtype=self.dtype)(h)
+        out = conv(C, dtype=self.dtype)(h)
         return out.reshape(n, H * W * C).astype(jnp.float32)
