@@ -28,7 +28,8 @@ import numpy as np
 from scl.errors import ConfigError
 from scl.options import static
 from scl.families.base import Family
-from scl.families.networks import NetworkOptions, image_shape_of, time_network
+from scl.families.networks import NetworkOptions, image_shape_of
+from scl.families.unet import time_network
 from scl.families.neural import NeuralOptions, NeuralSpec, neural_family, num_classes_of
 from scl.families.sims import SimsOptions   # SIMS hook
 from scl.registry import register_family

@@ -108,16 +108,6 @@ class NetworkOptions:
             raise ConfigError("model.channels", "needs at least one width")
 
 
-def time_network(o, dim: int, num_classes: int = 0, image_shape=None) -> nn.Module:
-    """The network f(z [B, dim], t [B], y [B] | None) -> [B, dim] of options ``o`` (a
-    NeuralOptions with NetworkOptions): TimeMLP, or the U-Net on images of ``image_shape``."""
-    dtype = matmul_dtype(o.matmul_precision)
-    if getattr(o, "network", "mlp") == "unet":
-        from scl.families.unet import UNet
-        return UNet(tuple(image_shape), tuple(o.channels), num_classes, dtype=dtype)
-    return TimeMLP(o.width, o.depth, dim, dtype=dtype, num_classes=num_classes)
-
-
 def image_shape_of(source):
     """(H, W, C) of an image source, None for vector rows."""
     shape = (source.params or {}).get("image_shape")

@@ -320,5 +320,6 @@ def neural_family(spec: NeuralSpec, o: NeuralOptions, labels=None) -> Family:
         from scl.families.sims import neural_guidable, sims_family
         def fine_tune(key, base, x, w, knobs):       # the auxiliary: aux_steps more steps
             return continue_fit(spec, o, key, base, x, w, knobs, o.aux_steps)[0]
-        family = sims_family(family, neural_guidable(spec, fine_tune, labels), o)
+        family = sims_family(family, neural_guidable(spec, fine_tune, labels, sampling_params,
+                                                      with_sampling_params), o)
     return family

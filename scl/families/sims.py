@@ -208,15 +208,16 @@ def sims_family(family: Family, g: Guidable, o: SimsOptions) -> Family:
                   sample_synthetic=sample_synthetic)
 
 
-def neural_guidable(spec, fine_tune, labels=None) -> Guidable:
+def neural_guidable(spec, fine_tune, labels=None, sampling_params=lambda s: s.params,
+                    with_sampling_params=lambda s, p: s._replace(params=p)) -> Guidable:
     """The :class:`Guidable` of a neural spec with predict / sample_with (scl.families.neural):
     Neon extrapolates the network parameters; ``fine_tune`` continues the base's network, Adam
     state and standardisation for ``aux_steps`` steps (scl.families.neural.continue_fit).
     Class-conditional specs (image rows): each batch's labels are drawn from the base's training
     class counts, and each network's prediction is its classifier-free guided one,
-    (1 + g) f(z, t, y) - g f(z, t, null) with g = the ``guidance`` knob; the modes are the labels."""
-    from scl.families.neural import sampling_params, with_sampling_params   # model.ema: the EMA's
-
+    (1 + g) f(z, t, y) - g f(z, t, null) with g = the ``guidance`` knob; the modes are the labels.
+    ``sampling_params(state)`` / ``with_sampling_params(state, params)``: the parameters the
+    sampler (and Neon) reads and writes (model.ema: the EMA's; scl.families.neural)."""
     if not spec.num_classes:
         return Guidable(
             params=sampling_params, with_params=with_sampling_params,

@@ -25,7 +25,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from scl.families.networks import time_embedding
+from scl.families.networks import TimeMLP, matmul_dtype, time_embedding
 
 
 def conv_kernel_init(key, shape, dtype=jnp.float32):
@@ -101,3 +101,12 @@ class UNet(nn.Module):
         h = nn.silu(nn.GroupNorm(num_groups=groups(h.shape[-1]), dtype=self.dtype)(h))
         out = conv(C, dtype=self.dtype)(h)
         return out.reshape(n, H * W * C).astype(jnp.float32)
+
+
+def time_network(o, dim: int, num_classes: int = 0, image_shape=None) -> nn.Module:
+    """The network f(z [B, dim], t [B], y [B] | None) -> [B, dim] of options ``o`` (a
+    NeuralOptions with NetworkOptions): TimeMLP, or the U-Net on images of ``image_shape``."""
+    dtype = matmul_dtype(o.matmul_precision)
+    if getattr(o, "network", "mlp") == "unet":
+        return UNet(tuple(image_shape), tuple(o.channels), num_classes, dtype=dtype)
+    return TimeMLP(o.width, o.depth, dim, dtype=dtype, num_classes=num_classes)
