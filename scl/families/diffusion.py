@@ -28,14 +28,15 @@ import numpy as np
 from scl.errors import ConfigError
 from scl.options import static
 from scl.families.base import Family
-from scl.families.networks import TimeMLP, matmul_dtype
+from scl.families.networks import NetworkOptions, image_shape_of
+from scl.families.unet import time_network
 from scl.families.neural import NeuralOptions, NeuralSpec, neural_family, num_classes_of
 from scl.families.sims import SimsOptions   # SIMS hook
 from scl.registry import register_family
 
 
 @dataclass(frozen=True)
-class DiffusionModel(NeuralOptions, SimsOptions):
+class DiffusionModel(NeuralOptions, NetworkOptions, SimsOptions):
     """``model: {family: diffusion, schedule, timesteps, sampler, sample_steps, width, ...}``."""
 
     tag_key = "family"
@@ -105,9 +106,10 @@ def denoise(eps_fn, key, n: int, dim: int, chain: tuple, clip: float | None = No
     return jax.lax.scan(step, temperature * jax.random.normal(k0, (n, dim)), chain + (keys,))[0]
 
 
-def diffusion_spec(o: DiffusionModel, dim: int, num_classes: int = 0) -> NeuralSpec:
-    """``num_classes`` K > 0: class-conditional (image rows; labels in {0..K}, K = null)."""
-    net = TimeMLP(o.width, o.depth, dim, dtype=matmul_dtype(o.matmul_precision), num_classes=num_classes)
+def diffusion_spec(o: DiffusionModel, dim: int, num_classes: int = 0, image_shape=None) -> NeuralSpec:
+    """``num_classes`` K > 0: class-conditional (image rows; labels in {0..K}, K = null);
+    ``image_shape`` (H, W, C): the U-Net's (model.network: unet)."""
+    net = time_network(o, dim, num_classes, image_shape)
     T = o.timesteps
     abar = jnp.asarray(alpha_bars(o.schedule, T), jnp.float32)
     chain = denoising_chain(o.schedule, T, o.sample_steps, o.sampler)
@@ -138,4 +140,4 @@ def diffusion_spec(o: DiffusionModel, dim: int, num_classes: int = 0) -> NeuralS
 @register_family("diffusion", DiffusionModel)
 def make_diffusion(o: DiffusionModel, source) -> Family:
     """DDPM noise-prediction diffusion with ancestral or DDIM sampling (class-conditional on image rows)."""
-    return neural_family(diffusion_spec(o, source.dim, num_classes_of(source)), o, labels=source.assign)   # SIMS hook: labels
+    return neural_family(diffusion_spec(o, source.dim, num_classes_of(source), image_shape_of(source)), o, labels=source.assign)   # SIMS hook: labels

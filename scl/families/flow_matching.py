@@ -14,14 +14,15 @@ import jax.numpy as jnp
 
 from scl.options import static
 from scl.families.base import Family
-from scl.families.networks import TimeMLP, matmul_dtype
+from scl.families.networks import NetworkOptions, image_shape_of
+from scl.families.unet import time_network
 from scl.families.neural import NeuralOptions, NeuralSpec, neural_family, num_classes_of
 from scl.families.sims import SimsOptions   # SIMS hook
 from scl.registry import register_family
 
 
 @dataclass(frozen=True)
-class FlowMatchingModel(NeuralOptions, SimsOptions):
+class FlowMatchingModel(NeuralOptions, NetworkOptions, SimsOptions):
     """``model: {family: flow_matching, sampler, sample_steps, width, depth, steps, ...}``."""
 
     tag_key = "family"
@@ -46,9 +47,10 @@ def integrate(velocity, z, steps: int, method: str):
     return jax.lax.scan(step, z, jnp.arange(steps, dtype=jnp.float32))[0]
 
 
-def flow_matching_spec(o: FlowMatchingModel, dim: int, num_classes: int = 0) -> NeuralSpec:
-    """``num_classes`` K > 0: class-conditional (image rows; labels in {0..K}, K = null)."""
-    net = TimeMLP(o.width, o.depth, dim, dtype=matmul_dtype(o.matmul_precision), num_classes=num_classes)
+def flow_matching_spec(o: FlowMatchingModel, dim: int, num_classes: int = 0, image_shape=None) -> NeuralSpec:
+    """``num_classes`` K > 0: class-conditional (image rows; labels in {0..K}, K = null);
+    ``image_shape`` (H, W, C): the U-Net's (model.network: unet)."""
+    net = time_network(o, dim, num_classes, image_shape)
 
     def init(key):
         return net.init(key, jnp.zeros((1, dim)), jnp.zeros((1,)), jnp.zeros((1,), jnp.int32))
@@ -76,4 +78,4 @@ def flow_matching_spec(o: FlowMatchingModel, dim: int, num_classes: int = 0) -> 
 @register_family("flow_matching", FlowMatchingModel)
 def make_flow_matching(o: FlowMatchingModel, source) -> Family:
     """Conditional flow matching (linear interpolant) with an Euler or Heun sampler."""
-    return neural_family(flow_matching_spec(o, source.dim, num_classes_of(source)), o, labels=source.assign)   # SIMS hook: labels
+    return neural_family(flow_matching_spec(o, source.dim, num_classes_of(source), image_shape_of(source)), o, labels=source.assign)   # SIMS hook: labels

@@ -18,11 +18,15 @@ is visible in the jaxpr (tests/test_bf16.py checks it).
 """
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal, Tuple
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from scl.errors import ConfigError
+from scl.options import static
 
 MATMUL_DTYPES = {"fp32": None, "bf16": jnp.bfloat16}
 
@@ -82,6 +86,32 @@ class TimeMLP(nn.Module):
         if self.num_classes:
             parts.append(nn.Embed(self.num_classes + 1, self.class_features)(y))
         return MLP(self.width, self.depth, self.out, dtype=self.dtype)(jnp.concatenate(parts, -1))
+
+
+@dataclass(frozen=True)
+class NetworkOptions:
+    """Mixin of the denoising families' network choice (``model.network``, ``model.channels``)."""
+
+    network: Literal["mlp", "unet"] = static(
+        "mlp", "the network: mlp (TimeMLP on flattened rows) or unet (a convolutional U-Net, "
+               "image rows only; scl.families.unet)")
+    channels: Tuple[int, ...] = static(
+        (32, 64), "unet: widths of its resolution levels (one level per entry; each after the "
+                  "first halves H and W, rounding up)", ge=1)
+
+    def check_network(self, image: bool):
+        """ConfigErrors of the network fields; ``image``: the truth has image rows."""
+        if self.network == "unet" and not image:
+            raise ConfigError("model.network", "unet needs image rows (an image truth such as "
+                              "truth.kind: digits); use mlp for vector rows")
+        if not self.channels:
+            raise ConfigError("model.channels", "needs at least one width")
+
+
+def image_shape_of(source):
+    """(H, W, C) of an image source, None for vector rows."""
+    shape = (source.params or {}).get("image_shape")
+    return None if shape is None else tuple(int(s) for s in shape)
 
 
 def matmul_flops(params) -> int:

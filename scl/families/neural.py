@@ -11,6 +11,18 @@ Optimiser: optax.chain(clip_by_global_norm(grad_clip), scale_by_adam(), scale(-l
 under ``optax.inject_hyperparams``, so the learning rate and the clip norm live in the optimiser
 state; :func:`train` writes them from the (vmapped) knobs before its steps, since a warm-started
 generation carries the previous generation's state.
+
+EMA (``model.ema`` = decay d, null: off): the state also keeps the bias-corrected exponential
+moving average of the parameters after every optimiser step k = 1, 2, ...,
+
+    E_k = sum_{j<=k} (1 - d) d^(k-j) theta_j / (1 - d^k),   i.e.
+    E_k = E_(k-1) + (theta_k - E_(k-1)) (1 - d) / (1 - d^k)      (E_1 = theta_1)
+
+(optax.incremental_update with that step size; the initial weights get no share, so short fits
+are not dragged toward the random init). Sampling, ``predict`` as SIMS uses it, Neon and
+log_prob use E; warm starts continue E and its count (a SIMS auxiliary fine-tuned for
+aux_steps B << 1 / (1 - d) steps therefore keeps an EMA close to its base's). With ema null the
+state's ``ema`` is () and every result is bit for bit what it was before EMA existed.
 """
 from __future__ import annotations
 
@@ -42,6 +54,9 @@ class NeuralOptions:
     matmul_precision: Literal["fp32", "bf16"] = static(
         "fp32", "dtype of the networks' matmuls: fp32, or bf16 (bfloat16 operands, float32 "
                 "accumulation, params and Adam state; the tensor-core / MXU rate on GPU and TPU)")
+    ema: Optional[float] = static(
+        None, "decay d of an exponential moving average of the weights, updated every optimiser "
+              "step and used for sampling (null: off; typical 0.999)", gt=0.0, lt=1.0)
     learning_rate: float = knob(1e-3, "Adam step size", gt=0.0)
     grad_clip: float = knob(1.0, "clip gradients to this global norm", gt=0.0)
     label_dropout: float = static(
@@ -61,6 +76,8 @@ class NeuralOptions:
         image = self.image_rows and truth_rows(cfg.truth) == "image"
         if not image:
             require_rows(cfg, "vector", self.name)
+        if hasattr(self, "check_network"):                    # network choice (scl.families.networks)
+            self.check_network(image)
         if hasattr(self, "check_sims"):                       # SIMS hook (scl.families.sims)
             def num_modes():
                 source = SOURCES[cfg.truth.name].make(cfg.truth)
@@ -119,6 +136,37 @@ class NeuralState(NamedTuple):
     loss: jax.Array      # scalar: mean training loss over the last quarter of the latest steps
     label_counts: Any = ()   # image rows: [K] class counts of the latest training set (what the
                              # sampler draws labels from); () for vector rows
+    ema: Any = ()            # model.ema: an EmaState; () when off
+
+
+class EmaState(NamedTuple):
+    count: jax.Array     # int32 scalar: optimiser steps averaged so far
+    params: Any          # their bias-corrected exponential moving average (the params pytree)
+
+
+def ema_update(ema: EmaState, params, decay: float) -> EmaState:
+    """One step of the bias-corrected EMA: E_k = E_(k-1) + (params - E_(k-1)) (1 - d) / (1 - d^k)."""
+    count = ema.count + 1
+    d = jnp.float32(decay)
+    step = (1 - d) / (1 - d ** count)             # exactly 1 at k = 1 (same float32 rounding)
+    return EmaState(count, optax.incremental_update(params, ema.params, step))
+
+
+def ema_init(params) -> EmaState:
+    """The EMA before any step (its params get weight 0 at the first update)."""
+    return EmaState(jnp.int32(0), params)
+
+
+def sampling_params(state: NeuralState):
+    """The parameters the sampler uses: the EMA's with model.ema, else the trained ones."""
+    return state.ema.params if isinstance(state.ema, EmaState) else state.params
+
+
+def with_sampling_params(state: NeuralState, params) -> NeuralState:
+    """``state`` with the parameters :func:`sampling_params` reads replaced (Neon)."""
+    if not isinstance(state.ema, EmaState):
+        return state._replace(params=params)
+    return state._replace(ema=state.ema._replace(params=params))
 
 
 def _optimiser(learning_rate, grad_clip):
@@ -145,12 +193,14 @@ def standardisation(x, w):
 
 
 def train(spec: NeuralSpec, key, params, opt_state, z, w, knobs, steps: int, batch_size: int,
-          labels=None, label_dropout: float = 0.0):
+          labels=None, label_dropout: float = 0.0, ema: Optional[EmaState] = None,
+          ema_decay: Optional[float] = None):
     """``steps`` Adam steps on minibatches drawn uniformly with replacement from the training rows
     of z [N, d] (weights w [N]: 1 on the rows present, 0 on padding); ``labels`` [N] (conditional
     specs): each minibatch row's label is replaced by the null label w.p. ``label_dropout``.
 
-    Returns (params, opt_state, losses [steps]).
+    Returns (params, opt_state, losses [steps]); with ``ema`` (an EmaState) and ``ema_decay``,
+    (params, opt_state, losses, ema) with the EMA updated after every step.
     """
     # the mixers put the rows present first (weight 1), so a minibatch row is a uniform integer
     # below their count, counted once; jax.random.randint here, not scl.rng.uniform_below, whose
@@ -158,7 +208,7 @@ def train(spec: NeuralSpec, key, params, opt_state, z, w, knobs, steps: int, bat
     count = jnp.maximum(present_count(w), 1)
 
     def one(carry, k):
-        params, opt_state = carry
+        params, opt_state, ema = carry
         k_rows, k_loss = jax.random.split(k)
         idx = jax.random.randint(k_rows, (batch_size,), 0, count)
         if labels is None:
@@ -169,12 +219,17 @@ def train(spec: NeuralSpec, key, params, opt_state, z, w, knobs, steps: int, bat
             loss, grads = jax.value_and_grad(spec.loss)(params, k_loss, z[idx], y)
         updates, opt_state = OPTIMISER.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return (params, opt_state), loss
+        if ema is not None:
+            ema = ema_update(ema, params, ema_decay)
+        return (params, opt_state, ema), loss
 
     # the knobs are fixed within one fit: set once, they are the hyperparameters of every step
     opt_state = with_hyperparams(opt_state, knobs)
-    (params, opt_state), losses = jax.lax.scan(one, (params, opt_state), jax.random.split(key, steps))
-    return params, opt_state, losses
+    (params, opt_state, ema_out), losses = jax.lax.scan(one, (params, opt_state, ema),
+                                                        jax.random.split(key, steps))
+    if ema is None:
+        return params, opt_state, losses
+    return params, opt_state, losses, ema_out
 
 
 def image_standardisation(x, w):
@@ -201,19 +256,23 @@ def fresh_fit(spec: NeuralSpec, o: NeuralOptions, key, x, w, knobs, steps: int |
         shift, scale = standardisation(x, w)
     k_init, k_train = jax.random.split(key)
     params = spec.init(k_init)
+    ema = () if o.ema is None else ema_init(params)
     return continue_fit(spec, o, k_train, NeuralState(params, OPTIMISER.init(params), shift, scale,
-                                                      jnp.float32(0.0)), x, w, knobs, steps)
+                                                      jnp.float32(0.0), ema=ema), x, w, knobs, steps)
 
 
 def continue_fit(spec: NeuralSpec, o: NeuralOptions, key, state: NeuralState, x, w, knobs, steps: int):
     """Fine-tune ``state`` for ``steps`` more steps on x, w. Returns (NeuralState, losses [steps])."""
     pixels, labels = (x["x"], x["y"]) if spec.num_classes else (x, None)
     z = (pixels - state.shift) / state.scale
-    params, opt_state, losses = train(spec, key, state.params, state.opt_state, z, w, knobs,
-                                      steps, o.batch_size, labels, o.label_dropout)
+    ema = None if o.ema is None else state.ema
+    out = train(spec, key, state.params, state.opt_state, z, w, knobs, steps, o.batch_size,
+                labels, o.label_dropout, ema, o.ema)
+    params, opt_state, losses = out[:3]
     tail = jnp.mean(losses[-max(1, steps // 4):])
     counts = label_counts(labels, w, spec.num_classes) if spec.num_classes else ()
-    return NeuralState(params, opt_state, state.shift, state.scale, tail, counts), losses
+    return NeuralState(params, opt_state, state.shift, state.scale, tail, counts,
+                       () if ema is None else out[3]), losses
 
 
 def conditional_sample(spec: NeuralSpec, state: NeuralState, key, n: int, guidance):
@@ -223,9 +282,11 @@ def conditional_sample(spec: NeuralSpec, state: NeuralState, key, n: int, guidan
     y = jax.random.categorical(k_y, jnp.log(state.label_counts), shape=(n,)).astype(jnp.int32)
     null = jnp.full((n,), spec.num_classes, jnp.int32)
 
+    params = sampling_params(state)
+
     def guided(z, t):
-        return ((1 + guidance) * spec.predict(state.params, z, t, y)
-                - guidance * spec.predict(state.params, z, t, null))
+        return ((1 + guidance) * spec.predict(params, z, t, y)
+                - guidance * spec.predict(params, z, t, null))
     z = spec.sample_with(guided, k_x, n)
     return {"x": jnp.clip(state.shift + state.scale * z, -1.0, 1.0), "y": y}
 
@@ -246,18 +307,19 @@ def neural_family(spec: NeuralSpec, o: NeuralOptions, labels=None) -> Family:
     def sample(key, state, n, knobs):
         if spec.num_classes:
             return conditional_sample(spec, state, key, n, knobs["guidance"])
-        return state.shift + state.scale * spec.sample(state.params, key, n)
+        return state.shift + state.scale * spec.sample(sampling_params(state), key, n)
 
     log_prob = None
     if spec.log_prob is not None:
         def log_prob(state, x):
             z = (x - state.shift) / state.scale
-            return spec.log_prob(state.params, z) - jnp.sum(jnp.log(state.scale))
+            return spec.log_prob(sampling_params(state), z) - jnp.sum(jnp.log(state.scale))
 
     family = Family(init=init, fit=fit, sample=sample, log_prob=log_prob)
     if spec.predict is not None and hasattr(o, "sims_weight"):          # SIMS hook
         from scl.families.sims import neural_guidable, sims_family
         def fine_tune(key, base, x, w, knobs):       # the auxiliary: aux_steps more steps
             return continue_fit(spec, o, key, base, x, w, knobs, o.aux_steps)[0]
-        family = sims_family(family, neural_guidable(spec, fine_tune, labels), o)
+        family = sims_family(family, neural_guidable(spec, fine_tune, labels, sampling_params,
+                                                      with_sampling_params), o)
     return family

@@ -209,7 +209,8 @@ def sims_family(family: Family, g: Guidable, o: SimsOptions) -> Family:
                   sample_synthetic=sample_synthetic)
 
 
-def neural_guidable(spec, fine_tune, labels=None) -> Guidable:
+def neural_guidable(spec, fine_tune, labels=None, sampling_params=lambda s: s.params,
+                    with_sampling_params=lambda s, p: s._replace(params=p)) -> Guidable:
     """The :class:`Guidable` of a neural spec with predict / sample_with (scl.families.neural):
     Neon extrapolates the network parameters; ``fine_tune`` continues the base's network, Adam
     state and standardisation for ``aux_steps`` steps (scl.families.neural.continue_fit).
@@ -218,11 +219,13 @@ def neural_guidable(spec, fine_tune, labels=None) -> Guidable:
     p_b(y)^(1+w) p_a(y)^-w (p_b, p_a: the base's and the auxiliary's training class shares, p_a
     add-one smoothed; the plain sampler: p_b), images by the guided sampler conditional on them,
     each network's prediction being its classifier-free guided one (1 + g) f(z, t, y) -
-    g f(z, t, null), g = the ``guidance`` knob. The modes (aux_proportions) are the labels."""
+    g f(z, t, null), g = the ``guidance`` knob. The modes (aux_proportions) are the labels.
+    ``sampling_params(state)`` / ``with_sampling_params(state, params)``: the parameters the
+    sampler (and Neon) reads and writes (model.ema: the EMA's; scl.families.neural)."""
     if not spec.num_classes:
         return Guidable(
-            params=lambda s: s.params, with_params=lambda s, p: s._replace(params=p),
-            predict=lambda s, z, t, cond: spec.predict(s.params, z, t), sample_with=spec.sample_with,
+            params=sampling_params, with_params=with_sampling_params,
+            predict=lambda s, z, t, cond: spec.predict(sampling_params(s), z, t), sample_with=spec.sample_with,
             to_rows=lambda s, z, cond: s.shift + s.scale * z, fine_tune=fine_tune,
             labels=None if labels is None else (lambda s, x: labels(x)))
 
@@ -242,10 +245,11 @@ def neural_guidable(spec, fine_tune, labels=None) -> Guidable:
     def predict(s, z, t, cond):
         y, g = cond
         null = jnp.full(y.shape, spec.num_classes, jnp.int32)
-        return (1 + g) * spec.predict(s.params, z, t, y) - g * spec.predict(s.params, z, t, null)
+        params = sampling_params(s)
+        return (1 + g) * spec.predict(params, z, t, y) - g * spec.predict(params, z, t, null)
 
     return Guidable(
-        params=lambda s: s.params, with_params=lambda s, p: s._replace(params=p),
+        params=sampling_params, with_params=with_sampling_params,
         predict=predict, sample_with=spec.sample_with,
         to_rows=lambda s, z, cond: {"x": jnp.clip(s.shift + s.scale * z, -1.0, 1.0), "y": cond[0]},
         fine_tune=fine_tune, labels=lambda s, rows: rows["y"], draw=draw)
