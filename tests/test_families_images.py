@@ -90,6 +90,7 @@ def digits_unet(source):
     return cfg, spec, params, np.asarray(losses), ema, rows
 
 
+@pytest.mark.slow   # the trained digits U-Net fixture: ~50 s to compile and train on 2 cores
 @pytest.mark.parametrize("family", ["diffusion", "flow_matching"])
 def test_unet_families_build_on_image_rows(family, source, digits_unet):
     """make_family with network: unet traces (eval_shape: no compile) to a state whose network is
@@ -104,6 +105,7 @@ def test_unet_families_build_on_image_rows(family, source, digits_unet):
     assert jax.tree_util.tree_map(lambda a: a.shape, state.ema.params) == jax.tree_util.tree_map(lambda a: a.shape, want)
 
 
+@pytest.mark.slow   # the trained digits U-Net fixture: ~50 s to compile and train on 2 cores
 def test_unet_diffusion_loss_decreases_on_digits(digits_unet):
     """The mean loss of the last 10 of 50 steps is well below the first 10's."""
     losses, ema = digits_unet[3], digits_unet[4]
@@ -112,6 +114,7 @@ def test_unet_diffusion_loss_decreases_on_digits(digits_unet):
     assert int(ema.count) == 50
 
 
+@pytest.mark.slow   # the trained digits U-Net fixture: ~50 s to compile and train on 2 cores
 def test_unet_on_8x8_digits_is_class_conditional(digits_unet):
     spec, params = digits_unet[1], digits_unet[2]
     check_rows_independent_and_conditioned(jax.jit(spec.predict), params, 64, 10)
@@ -148,6 +151,7 @@ def test_ema_is_the_bias_corrected_average_of_the_steps():
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+@pytest.mark.slow   # the trained digits U-Net fixture: ~50 s to compile and train on 2 cores
 def test_ema_off_adds_nothing_and_on_drives_the_sampler(source, digits_unet):
     """ema null: the state carries () (no leaves beyond the fields before EMA; that training is
     unchanged bit for bit is the toy test above, and tests/test_families_neural.py and
