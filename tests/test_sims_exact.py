@@ -129,7 +129,12 @@ def test_share_law_explains_the_measured_ddim_shortfall():
 
 @pytest.mark.slow
 def test_separated_limit_is_universal():
-    """mu = 12, c = 0.01, 1000 DDIM steps: the share is the separated-limit ODE's."""
+    """mu = 12, c = 0.01, 1000 DDIM steps: the share is the separated-limit ODE's started where the
+    chain starts, x0 = sqrt(abar_T) mu (the chain's N(0, I) start is not the marginal there)."""
+    from scl.families.diffusion import alpha_bars
+
     ch = chain_arrays("linear", 1000, 1000, "ddim")
-    got = two_mode_share(ch, 12.0, 0.01, 0.5, 0.3, 1.0)
-    assert got == pytest.approx(separated_ode_share(0.5, 0.3, 1.0), abs=3e-3)
+    x0 = np.sqrt(alpha_bars("linear", 1000)[-1]) * 12.0
+    for sb, sa, w in ((0.5, 0.3, 1.0), (0.3, 0.3, 0.0)):
+        got = two_mode_share(ch, 12.0, 0.01, sb, sa, w)
+        assert got == pytest.approx(separated_ode_share(sb, sa, w, x0=x0), abs=2e-3)
