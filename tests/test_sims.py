@@ -122,7 +122,7 @@ def test_analytic_eps_is_minus_root_one_minus_abar_times_the_score():
         diffused = MixtureState(state.weights, jnp.sqrt(abar) * state.means,
                                 abar * state.covs + (1 - abar) * jnp.eye(2))
         score = jax.vmap(jax.grad(lambda p: mixture_log_prob(diffused, p[None])[0]))(z)
-        eps = jax.vmap(lambda p: diffused_eps(state, p, abar))(z)
+        eps = diffused_eps(state, z, jnp.full((5,), abar))
         np.testing.assert_allclose(eps, -np.sqrt(1 - abar) * score, rtol=1e-4, atol=1e-5)
 
 

@@ -71,15 +71,25 @@ def gaussian_mle(x, w, floor):
 
 
 def diffused_eps(state: MixtureState, z, abar):
-    """Exact eps [d] of one point z [d] under the diffused mixture at noise level abar (scalar):
-    -sqrt(1 - abar) grad log sum_k pi_k N(z; sqrt(abar) mu_k, abar C_k + (1 - abar) I)."""
-    d = z.shape[0]
-    means = jnp.sqrt(abar) * state.means
-    covs = abar * state.covs + (1 - abar) * jnp.eye(d)
-    logp = component_log_density(z[None], means, covs)[0] + jnp.log(jnp.maximum(state.weights, 1e-30))
-    resp = jax.nn.softmax(logp)                                                 # [K]
-    solves = jax.vmap(jnp.linalg.solve)(covs, z[None] - means)                  # [K, d]
-    return jnp.sqrt(1 - abar) * (resp @ solves)
+    """Exact eps [n, d] at points z [n, d] under the diffused mixture at noise levels abar [n]:
+    -sqrt(1 - abar) grad log sum_k pi_k N(z; sqrt(abar) mu_k, abar C_k + (1 - abar) I).
+
+    One eigendecomposition C_k = V_k diag(lam_k) V_k^T per call (K matrices), then every point is
+    elementwise arithmetic in that basis, since abar C_k + (1 - abar) I = V_k diag(abar lam_k +
+    1 - abar) V_k^T. No per-point LAPACK call: jaxlib's batched CPU LAPACK kernels split a batch
+    of ~16k+ matrices over the intra-op pool and wait on it, and two such calls running at once
+    (base and auxiliary under SIMS guidance) deadlocked a 2-core machine (n = 20000 hung)."""
+    abar = jnp.broadcast_to(jnp.asarray(abar, z.dtype), z.shape[:1])
+    covs = 0.5 * (state.covs + jnp.swapaxes(state.covs, -1, -2))
+    lam, vecs = jnp.linalg.eigh(covs)                                            # [K, d], [K, d, d]
+    a = abar[:, None, None]
+    spread = a * lam[None] + (1 - a)                                            # [n, K, d]
+    diff = z[:, None, :] - jnp.sqrt(a) * state.means[None]                      # [n, K, d]
+    coords = jnp.einsum("nkd,kde->nke", diff, vecs)                             # in V_k's basis
+    logp = -0.5 * jnp.sum(coords ** 2 / spread + jnp.log(spread), -1)           # [n, K] (+ const)
+    resp = jax.nn.softmax(logp + jnp.log(jnp.maximum(state.weights, 1e-30)), -1)
+    solves = jnp.einsum("nke,kde->nkd", coords / spread, vecs)                  # Sigma_k^-1 diff
+    return jnp.sqrt(1 - abar)[:, None] * jnp.einsum("nk,nkd->nd", resp, solves)
 
 
 def psd_project(cov, floor):
@@ -116,7 +126,7 @@ def make_analytic_diffusion(o: AnalyticDiffusionModel, source) -> Family:
 
     def predict(state, z, t, cond=None):
         a = abar[jnp.round(t * T).astype(jnp.int32)]                                # [n]
-        return jax.vmap(diffused_eps, in_axes=(None, 0, 0))(state, z, a)
+        return diffused_eps(state, z, a)
 
     def sample_with(eps_fn, key, n, temperature=1.0):
         return denoise(eps_fn, key, n, dim, chain, None, temperature)
